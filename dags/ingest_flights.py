@@ -1,0 +1,96 @@
+"""
+### ingest_flights: each day of the flights source, extracted into the lake
+
+**What it does.** For every data interval (one UTC day, half-open `[start, end)`), one
+`extract_<table>` task per source table reads the rows whose *event time* falls in the
+interval (schedules by `published_at`, outcomes by `reported_at`, weather by `observed_at`),
+snapshots the reference tables (airports, airlines, planes), and writes one raw partition:
+`<lake>/raw/<table>/interval=<start>_<end>/part-0.parquet`. Each task emits its asset
+`raw_<table>`; the event's extra holds `rows`, `sha256`, `path` and the interval.
+
+**Safe to rerun.** Partitions are written atomically (temp file + rename) and sorted by key:
+clearing a task rewrites a byte-identical file, never duplicates. Outcomes arrive after the
+flight lands plus a reporting lag, so a flight's label lands in a later interval than its
+schedule: that is expected, not missing data.
+
+**When a task is red** (full runbook: README.md, section *On call*):
+
+| the log says | what it means | what was kept safe | next step |
+|---|---|---|---|
+| `SourceUnavailableError` | source database unreachable or table missing | nothing written | check connection `flights_source` / run `make source`, then clear the task |
+| `SourceSchemaError` | a declared column is missing or renamed in the source | nothing written | update `include/dataset.py` if the change is intended, else ask the source owners; clear the task |
+| `IntervalNotClosedError` | the interval has not ended on the source clock | nothing written | wait for the interval to end, clear the task |
+
+An empty interval is not an error: the task logs a warning and writes a 0-row partition.
+Data checks (Great Expectations) run on the raw partitions downstream of this DAG.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+
+from include.assets import RAW_ASSETS
+from include.config import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
+from include.dataset import SOURCE_TABLES
+
+
+def _raw_asset(table: str) -> Asset:
+    spec = RAW_ASSETS[table]
+    return Asset(name=spec.name, uri=spec.uri)
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    # No automatic catchup: a new deployment would otherwise replay every day since
+    # start_date. `make run` (or `make backfill DAYS=n`) backfills a bounded window instead.
+    catchup=False,
+    max_active_runs=4,
+    dagrun_timeout=timedelta(hours=2),
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+    },
+    tags=["mlops", "ingest", "flights"],
+    doc_md=__doc__,
+)
+def ingest_flights() -> None:
+    @task(pool=SOURCE_DB_POOL)
+    def extract_table(table_name: str, **context) -> dict:
+        """Extract one interval of one source table into its raw partition."""
+        from airflow.sdk import BaseHook
+
+        from include.clock import utc_now
+        from include.config import get_settings
+        from include.dataset import get_table
+        from include.extract import extract_to_lake
+        from include.source_db import ensure_reachable
+
+        settings = get_settings()
+        engine = BaseHook.get_connection(FLIGHTS_SOURCE_CONN_ID).get_hook().get_sqlalchemy_engine()
+        try:
+            ensure_reachable(engine, FLIGHTS_SOURCE_CONN_ID)
+            info = extract_to_lake(
+                engine,
+                get_table(table_name),
+                context["data_interval_start"],
+                context["data_interval_end"],
+                utc_now(settings.clock_now),
+                settings.lake_root,
+            )
+        finally:
+            engine.dispose()
+        context["outlet_events"][_raw_asset(table_name)].extra = info.as_dict()
+        return info.as_dict()
+
+    for table in SOURCE_TABLES:
+        extract_table.override(task_id=f"extract_{table.name}", outlets=[_raw_asset(table.name)])(
+            table.name
+        )
+
+
+ingest_flights()

@@ -1,0 +1,26 @@
+"""One place names every asset of the pipeline.
+
+Plain names and URIs (no Airflow import): DAG files wrap them in `airflow.sdk.Asset`, so a
+producer and its consumers always agree. URIs are logical (`lake://zone/table`): where the
+lake lives is configuration (MLOPS_LAKE_ROOT), not identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from include.dataset import SOURCE_TABLES
+
+
+@dataclass(frozen=True)
+class AssetName:
+    name: str
+    uri: str
+
+
+def raw(table: str) -> AssetName:
+    """The raw partitions of one source table, one event per extracted interval."""
+    return AssetName(name=f"raw_{table}", uri=f"lake://raw/{table}")
+
+
+RAW_ASSETS: dict[str, AssetName] = {t.name: raw(t.name) for t in SOURCE_TABLES}

@@ -1,0 +1,78 @@
+"""One place for configuration: environment lookups with defaults, connection ids, paths.
+
+Every setting is read from the environment when it is asked for (never at import time),
+so tests and `make run` can point the same code at other folders, clocks or servers.
+Secrets never live here: they belong in Airflow connections (`flights_source`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Airflow connection ids (defined in airflow_settings.yaml, or AIRFLOW_CONN_* variables).
+FLIGHTS_SOURCE_CONN_ID = "flights_source"
+
+# Airflow pools (also in airflow_settings.yaml).
+SOURCE_DB_POOL = "flights_source_db"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values that differ between a laptop, CI and a production deployment."""
+
+    data_dir: Path
+    """Root of local state: the lake, the demo source database, reports."""
+
+    lake_root: str
+    """Root of the lake (raw / validated / quarantine partitions). A local folder by default;
+    any fsspec/ObjectStoragePath URL (s3://bucket/lake) when you outgrow one machine."""
+
+    clock_now: datetime | None
+    """Fixed 'now' for the replay clock (tests and replays); None means the wall clock."""
+
+    replay_anchor: date
+    """The 2013 date that the day the demo source is built maps onto (shifted by whole weeks)."""
+
+    scale_factor: int
+    """How many copies of the 2013 traffic the demo source holds (load tests)."""
+
+    reporting_lag_hours: float
+    """Delay between a flight landing and its outcome appearing in the source."""
+
+    schedule_lead_hours: float
+    """How long before departure a flight's schedule is published in the source."""
+
+    @property
+    def source_db_path(self) -> Path:
+        """Default location of the demo source database (SQLite)."""
+        return self.data_dir / "source" / "flights.db"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (cheap; call it where you need it)."""
+    data_dir = Path(_env("MLOPS_DATA_DIR", str(PROJECT_DIR / "data"))).resolve()
+    now_text = _env("MLOPS_CLOCK_NOW", "")
+    clock_now = None
+    if now_text:
+        clock_now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+        if clock_now.tzinfo is None:
+            clock_now = clock_now.replace(tzinfo=timezone.utc)
+    return Settings(
+        data_dir=data_dir,
+        lake_root=_env("MLOPS_LAKE_ROOT", str(data_dir / "lake")),
+        clock_now=clock_now,
+        replay_anchor=date.fromisoformat(_env("MLOPS_REPLAY_ANCHOR", "2013-11-01")),
+        scale_factor=int(_env("MLOPS_SCALE_FACTOR", "1")),
+        reporting_lag_hours=float(_env("MLOPS_REPORTING_LAG_HOURS", "6")),
+        schedule_lead_hours=float(_env("MLOPS_SCHEDULE_LEAD_HOURS", "24")),
+    )

@@ -1,0 +1,66 @@
+# airflow-mlops: `make run` starts the demo, `make test` runs every test. `make help` lists all.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+DAYS ?= 14
+PYTEST_ARGS ?=
+
+.PHONY: help venv lock run stop source test lint format test-dags test-unit test-e2e bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## build .venv from requirements.lock (only when missing or stale)
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
+	rm -f $(VENV)/.installed-*
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes requirements.lock
+	touch $@
+
+lock: ## re-resolve requirements.txt into requirements.lock (hashes, no index URL)
+	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet
+
+source: venv ## build the demo source database (or keep it when up to date)
+	PYTHONPATH=$(CURDIR) $(PY) -m include.demo_source ensure
+
+run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14)
+	DEMO_DAYS=$(DAYS) scripts/run.sh
+
+stop: ## stop Airflow; leaves no process of the project behind
+	scripts/stop.sh
+
+test: venv lint ## every test (what CI runs): lint, DAG integrity, unit, end to end
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: venv ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test-dags: venv ## DAG integrity tests only
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/dags $(PYTEST_ARGS)
+
+test-unit: venv ## unit tests only
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-e2e: venv ## end-to-end tests only (Airflow, real source database)
+	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+bench: venv ## benchmarks: print figures and write them to benchmarks/results/
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py
+
+clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
+	rm -rf .airflow data .cache .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""Wait until a running Airflow reaches the demo state: ingestion done for the last N days.
+
+Usage: python scripts/demo_state.py [--days 14] [--timeout 600]
+
+scripts/run.sh queues the runs (a bounded backfill, created before the scheduler starts);
+this waits for the DAGs to be parsed (fails on import errors), makes sure they are unpaused,
+and waits until every interval of the window has succeeded, printing progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+
+from airflow_api import AirflowAPI
+
+from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, API_HOST, API_PORT
+
+DAG_ID = "ingest_flights"
+
+
+def wanted_intervals(today: date, days: int) -> list[date]:
+    """Start days of the last `days` complete daily intervals before `today` (oldest first)."""
+    return [today - timedelta(days=n) for n in range(days, 0, -1)]
+
+
+def interval_states(runs: list[dict]) -> dict[date, str]:
+    """Best state per interval start day (success wins over any failed attempt)."""
+    rank = {"success": 3, "running": 2, "queued": 1}
+    states: dict[date, str] = {}
+    for run in runs:
+        start = run.get("data_interval_start")
+        if not start:
+            continue
+        day = datetime.fromisoformat(start.replace("Z", "+00:00")).date()
+        if rank.get(run["state"], 0) >= rank.get(states.get(day, ""), 0):
+            states[day] = run["state"]
+    return states
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args(argv)
+
+    api = AirflowAPI(f"http://{API_HOST}:{API_PORT}", ADMIN_USER, ADMIN_PASSWORD)
+    api.wait_healthy(timeout=240)
+    deadline = time.monotonic() + 180
+    while not api.dag_exists(DAG_ID):
+        errors = api.import_errors()
+        if errors:
+            for err in errors:
+                print(f"IMPORT ERROR in {err.get('filename')}:\n{err.get('stack_trace')}", file=sys.stderr)
+            return 1
+        if time.monotonic() > deadline:
+            print(f"DAG {DAG_ID} not parsed after 180 s; see .airflow/logs", file=sys.stderr)
+            return 1
+        time.sleep(3)
+    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+    today = datetime.now(timezone.utc).date()
+    wanted = wanted_intervals(today, args.days)
+    started = time.monotonic()
+    while True:
+        states = interval_states(api.dag_runs(DAG_ID))
+        done = [d for d in wanted if states.get(d) == "success"]
+        failed = [d for d in wanted if states.get(d) == "failed"]
+        print(f"  {DAG_ID}: {len(done)}/{len(wanted)} intervals succeeded", flush=True)
+        if len(done) == len(wanted):
+            return 0
+        if failed and not any(states.get(d) in ("running", "queued") for d in wanted):
+            print(f"{DAG_ID} failed for {failed}: open the Airflow UI for the task logs", file=sys.stderr)
+            return 1
+        absent = [d for d in wanted if d not in states]
+        if absent and not any(s in ("running", "queued") for s in states.values()):
+            print(
+                f"no runs exist for {absent[0]} .. {absent[-1]}: `make stop && make run` queues them",
+                file=sys.stderr,
+            )
+            return 1
+        if time.monotonic() - started > args.timeout:
+            print(f"timed out after {args.timeout:.0f} s waiting for {DAG_ID}", file=sys.stderr)
+            return 1
+        time.sleep(5)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `make run`: start Airflow (standalone, in the background) and bring the demo to a state
+# worth looking at. Safe to run again: it reuses what is already there and running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROJECT_DIR=$PWD
+AIRFLOW_HOME=${AIRFLOW_HOME:-$PROJECT_DIR/.airflow}
+DEMO_DAYS=${DEMO_DAYS:-14}
+PY=$PROJECT_DIR/.venv/bin/python
+started=$(date +%s)
+
+mkdir -p "$AIRFLOW_HOME/logs"
+PYTHONPATH=$PROJECT_DIR "$PY" -m include.runtime_env "$AIRFLOW_HOME" > "$AIRFLOW_HOME/env.sh"
+# shellcheck disable=SC1091
+. "$AIRFLOW_HOME/env.sh"
+if [ ! -s "$AIRFLOW_HOME/passwords.json" ]; then
+  printf '{"admin": "admin"}\n' > "$AIRFLOW_HOME/passwords.json"
+fi
+
+echo "==> demo source database"
+"$PY" -m include.demo_source ensure
+
+pidfile=$AIRFLOW_HOME/airflow.pgid
+if [ -s "$pidfile" ] && kill -0 -- "-$(cat "$pidfile")" 2>/dev/null; then
+  echo "==> Airflow already running (process group $(cat "$pidfile"))"
+  echo "==> applying airflow_settings.yaml"
+  "$PY" scripts/apply_airflow_settings.py
+  # Runs are created before the scheduler starts: on SQLite, creating a backfill while the
+  # scheduler runs can fail with 'database is locked' and take the scheduler down.
+  echo "==> registering DAGs and queueing a backfill of the last $DEMO_DAYS days"
+  airflow dags reserialize > "$AIRFLOW_HOME/logs/reserialize.log" 2>&1 \
+    || { tail -n 30 "$AIRFLOW_HOME/logs/reserialize.log"; exit 1; }
+  # The scheduler itself runs the latest interval (yesterday); the backfill covers the rest.
+  from=$(date -u -d "-$DEMO_DAYS days" +%F)
+  to=$(date -u -d "-2 days" +%F)
+  airflow backfill create --dag-id ingest_flights --from-date "$from" --to-date "$to" \
+    --max-active-runs 4 --reprocess-behavior failed > "$AIRFLOW_HOME/logs/backfill.log" 2>&1 \
+    || echo "    (no new backfill runs: $(tail -n 1 "$AIRFLOW_HOME/logs/backfill.log"))"
+else
+  echo "==> Airflow metadata database"
+  airflow db migrate > "$AIRFLOW_HOME/logs/db-migrate.log" 2>&1 \
+    || { tail -n 30 "$AIRFLOW_HOME/logs/db-migrate.log"; exit 1; }
+  echo "==> applying airflow_settings.yaml"
+  "$PY" scripts/apply_airflow_settings.py
+  # Runs are created before the scheduler starts: on SQLite, creating a backfill while the
+  # scheduler runs can fail with 'database is locked' and take the scheduler down.
+  echo "==> registering DAGs and queueing a backfill of the last $DEMO_DAYS days"
+  airflow dags reserialize > "$AIRFLOW_HOME/logs/reserialize.log" 2>&1 \
+    || { tail -n 30 "$AIRFLOW_HOME/logs/reserialize.log"; exit 1; }
+  # The scheduler itself runs the latest interval (yesterday); the backfill covers the rest.
+  from=$(date -u -d "-$DEMO_DAYS days" +%F)
+  to=$(date -u -d "-2 days" +%F)
+  airflow backfill create --dag-id ingest_flights --from-date "$from" --to-date "$to" \
+    --max-active-runs 4 --reprocess-behavior failed > "$AIRFLOW_HOME/logs/backfill.log" 2>&1 \
+    || echo "    (no new backfill runs: $(tail -n 1 "$AIRFLOW_HOME/logs/backfill.log"))"
+  echo "==> starting Airflow (log: $AIRFLOW_HOME/logs/standalone.log)"
+  # Own session and process group: `make stop` signals the whole group, children included.
+  setsid airflow standalone > "$AIRFLOW_HOME/logs/standalone.log" 2>&1 < /dev/null &
+  echo $! > "$pidfile"
+fi
+
+echo "==> waiting for the scheduler to ingest the last $DEMO_DAYS days"
+if ! "$PY" scripts/demo_state.py --days "$DEMO_DAYS"; then
+  echo "make run: the demo state was not reached; Airflow keeps running (make stop to stop it)." >&2
+  tail -n 20 "$AIRFLOW_HOME/logs/standalone.log" >&2 || true
+  exit 1
+fi
+
+cat <<MSG
+
+airflow-mlops is running ($(( $(date +%s) - started )) s).
+  Airflow UI   http://127.0.0.1:8080   login: admin / admin
+  Look at      DAG ingest_flights: $DEMO_DAYS daily runs, one raw partition per table and day
+               Assets: raw_flight_schedules, raw_flight_outcomes, raw_weather_observations, ...
+               Lake:   ${MLOPS_DATA_DIR}/lake/raw/<table>/interval=<start>_<end>/part-0.parquet
+  Logs         $AIRFLOW_HOME/logs/standalone.log
+  Stop         make stop
+MSG

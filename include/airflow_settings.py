@@ -81,7 +81,10 @@ def _blank_to_none(value: Any) -> Any:
 
 def parse_settings(text: str, env: dict[str, str] | None = None) -> AirflowSettings:
     """Parse the YAML text; env (default os.environ) resolves ${NAME} references."""
-    doc = yaml.safe_load(text) or {}
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsFileError(f"airflow_settings.yaml is not valid YAML: {exc}") from exc
     section = doc.get("airflow") or {}
     if not isinstance(section, dict):
         raise SettingsFileError("top-level key 'airflow' must be a mapping")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
 from include.dataset import LogicalType, SourceTable
+from include.lake import conform
 
 _SQL_TYPES: dict[LogicalType, sa.types.TypeEngine] = {
     "int64": sa.BigInteger(),
@@ -62,3 +65,22 @@ def ensure_reachable(engine: sa.Engine, connection_hint: str) -> None:
             "Next step: check that the database is up and the connection is right, then clear "
             "the task to retry."
         ) from exc
+
+
+def _python_values(series: pd.Series) -> list:
+    """Column values as Python objects with None for missing (what DB drivers expect)."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return [None if pd.isna(v) else v.to_pydatetime() for v in series]
+    values = series.astype(object).tolist()
+    return [None if (v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
+
+
+def insert_frame(conn: sa.Connection, table: SourceTable, df: pd.DataFrame, chunk: int = 50_000) -> None:
+    """Insert a frame's rows into `table` (cast to the declared types first), in chunks."""
+    target = sa_table(table)
+    df = conform(df, table)
+    names = table.column_names
+    columns = [_python_values(df[name]) for name in names]
+    rows = [dict(zip(names, values)) for values in zip(*columns)]
+    for i in range(0, len(rows), chunk):
+        conn.execute(target.insert(), rows[i : i + chunk])

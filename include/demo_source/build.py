@@ -42,8 +42,7 @@ from include.dataset import (
     WEATHER_OBSERVATIONS,
     SourceTable,
 )
-from include.lake import conform
-from include.source_db import sa_table
+from include.source_db import insert_frame, sa_table
 
 log = logging.getLogger(__name__)
 
@@ -266,24 +265,6 @@ def scaled_copy(frames: Frames2013, k: int) -> tuple[pd.DataFrame, pd.DataFrame,
     return schedules, outcomes, planes
 
 
-def _python_values(series: pd.Series) -> list:
-    """Column values as Python objects with None for missing (what DB drivers expect)."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return [None if pd.isna(v) else v.to_pydatetime() for v in series]
-    values = series.astype(object).tolist()
-    return [None if (v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
-
-
-def _insert(conn: sa.Connection, table: SourceTable, df: pd.DataFrame, chunk: int = 50_000) -> None:
-    target = sa_table(table)
-    df = conform(df, table)
-    names = table.column_names
-    columns = [_python_values(df[name]) for name in names]
-    rows = [dict(zip(names, values)) for values in zip(*columns)]
-    for i in range(0, len(rows), chunk):
-        conn.execute(target.insert(), rows[i : i + chunk])
-
-
 def _meta_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         REPLAY_META_TABLE,
@@ -313,18 +294,18 @@ def build_source(engine: sa.Engine, params: BuildParams, months: tuple[int, ...]
     metadata.drop_all(engine, tables=[*tables.values(), meta])
     metadata.create_all(engine)
     with engine.begin() as conn:
-        _insert(conn, AIRPORTS, frames.airports)
-        _insert(conn, AIRLINES, frames.airlines)
-        _insert(conn, PLANES, frames.planes)
-        _insert(conn, WEATHER_OBSERVATIONS, frames.weather)
-        _insert(conn, FLIGHT_SCHEDULES, frames.schedules)
-        _insert(conn, FLIGHT_OUTCOMES, frames.outcomes)
+        insert_frame(conn, AIRPORTS, frames.airports)
+        insert_frame(conn, AIRLINES, frames.airlines)
+        insert_frame(conn, PLANES, frames.planes)
+        insert_frame(conn, WEATHER_OBSERVATIONS, frames.weather)
+        insert_frame(conn, FLIGHT_SCHEDULES, frames.schedules)
+        insert_frame(conn, FLIGHT_OUTCOMES, frames.outcomes)
     for k in range(1, params.scale_factor):
         schedules, outcomes, planes = scaled_copy(frames, k)
         with engine.begin() as conn:
-            _insert(conn, PLANES, planes)
-            _insert(conn, FLIGHT_SCHEDULES, schedules)
-            _insert(conn, FLIGHT_OUTCOMES, outcomes)
+            insert_frame(conn, PLANES, planes)
+            insert_frame(conn, FLIGHT_SCHEDULES, schedules)
+            insert_frame(conn, FLIGHT_OUTCOMES, outcomes)
     info = {
         "builder_version": BUILDER_VERSION,
         "anchor": params.anchor.isoformat(),

@@ -1,0 +1,35 @@
+"""Test session setup shared by every tier.
+
+Airflow reads its configuration when it is first imported, so the whole test session gets
+its own AIRFLOW_HOME and data folder here, at import time, before any test imports Airflow.
+The replay clock is fixed (MLOPS_CLOCK_NOW) so every test sees the same 'now'.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from include.runtime_env import airflow_env
+
+# A fixed clock: the demo source is built as if on TEST_TODAY, tasks run as if at TEST_NOW.
+TEST_TODAY = date(2026, 11, 23)
+TEST_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="airflow-mlops-tests-"))
+SESSION_AIRFLOW_HOME = _SESSION_DIR / "airflow"
+SESSION_DATA_DIR = _SESSION_DIR / "data"
+SESSION_AIRFLOW_HOME.mkdir(parents=True)
+
+os.environ.update(airflow_env(SESSION_AIRFLOW_HOME, data_dir=SESSION_DATA_DIR))
+os.environ["MLOPS_CLOCK_NOW"] = TEST_NOW.isoformat()
+os.environ.pop("MLOPS_LAKE_ROOT", None)
+os.environ.pop("AIRFLOW_CONN_FLIGHTS_SOURCE", None)
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature
+    if os.environ.get("KEEP_TEST_STATE") != "1":
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)

@@ -1,0 +1,95 @@
+"""DAG integrity: every DAG file imports cleanly, cheaply, and follows the house rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.config import PROJECT_DIR
+
+DAGS_DIR = PROJECT_DIR / "dags"
+DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
+HEAVY_MODULES = ("pandas", "numpy", "pyarrow", "sklearn", "mlflow", "feast", "great_expectations")
+
+EXPECTED_TASKS = {
+    "ingest_flights": {
+        "extract_flight_schedules",
+        "extract_flight_outcomes",
+        "extract_weather_observations",
+        "extract_airports",
+        "extract_airlines",
+        "extract_planes",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.models.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+def test_dag_files_exist():
+    assert DAG_FILES, f"no DAG files in {DAGS_DIR}"
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}, "\n".join(f"{k}:\n{v}" for k, v in dagbag.import_errors.items())
+
+
+def test_dag_id_is_file_stem(dagbag):
+    ids_by_file = {Path(dag.fileloc).stem: dag_id for dag_id, dag in dagbag.dags.items()}
+    for path in DAG_FILES:
+        assert ids_by_file.get(path.stem) == path.stem, f"{path.name} must define the DAG {path.stem!r}"
+
+
+def test_expected_dags_and_tasks(dagbag):
+    for dag_id, tasks in EXPECTED_TASKS.items():
+        dag = dagbag.dags.get(dag_id)
+        assert dag is not None, f"DAG {dag_id} missing"
+        assert set(dag.task_ids) == tasks
+
+
+@pytest.mark.parametrize("dag_id", sorted(EXPECTED_TASKS))
+def test_house_rules(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.tags, f"{dag_id}: add tags"
+    assert dag.doc_md and len(dag.doc_md) > 200, f"{dag_id}: doc_md must be written for the on-call engineer"
+    assert dag.start_date is not None and dag.start_date.tzinfo is not None, f"{dag_id}: static tz-aware start_date"
+    assert dag.max_active_runs and dag.max_active_runs <= 16
+    for task in dag.tasks:
+        assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: set an owner"
+        assert task.retries >= 1, f"{dag_id}.{task.task_id}: retries >= 1"
+
+
+def test_start_dates_are_static():
+    """Two parses at different moments give the same start_date (no datetime.now())."""
+    script = (
+        "import json, time\n"
+        "from airflow.models.dagbag import DagBag\n"
+        f"b1 = DagBag(dag_folder={str(DAGS_DIR)!r}); time.sleep(1.1)\n"
+        f"b2 = DagBag(dag_folder={str(DAGS_DIR)!r})\n"
+        "print(json.dumps({k: [str(d.start_date), str(b2.dags[k].start_date)] for k, d in b1.dags.items()}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    dates = json.loads(out.stdout.strip().splitlines()[-1])
+    for dag_id, (first, second) in dates.items():
+        assert first == second, f"{dag_id}: start_date moves between parses ({first} vs {second})"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_no_heavy_imports_at_module_level(dag_file):
+    """Parsing a DAG file must not import the heavy libraries (they belong inside tasks)."""
+    script = (
+        "import json, runpy, sys\n"
+        f"runpy.run_path({str(dag_file)!r})\n"
+        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"{dag_file.name} imports {loaded} at module level: import them inside tasks"

@@ -1,0 +1,124 @@
+"""ingest_flights run through Airflow itself against a real SQLite source."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from include.config import get_settings
+from include.dataset import SOURCE_TABLES
+from include.lake import file_sha256, partition_path, read_partition
+
+from .conftest import day
+
+D1, D2 = day(2026, 11, 10), day(2026, 11, 11)
+
+
+def source_count(db, table, start, end) -> int:
+    """Rows of one interval counted straight from the source, independently of our code."""
+    spec = next(t for t in SOURCE_TABLES if t.name == table)
+    with sqlite3.connect(db) as conn:
+        if spec.kind == "reference":
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        fmt = "%Y-%m-%d %H:%M:%S"
+        sql = f"SELECT count(*) FROM {table} WHERE {spec.event_time} >= ? AND {spec.event_time} < ?"
+        return conn.execute(sql, (start.strftime(fmt), end.strftime(fmt))).fetchone()[0]
+
+
+def raw(table, start):
+    return partition_path(get_settings().lake_root, "raw", table, start, start + timedelta(days=1))
+
+
+@pytest.fixture(scope="module")
+def two_days(run_interval):
+    runs = [run_interval(D1), run_interval(D2)]
+    return runs
+
+
+def test_two_intervals_succeed_with_the_source_row_counts(two_days, source_db):
+    assert [r.state for r in two_days] == ["success", "success"]
+    for start in (D1, D2):
+        for table in SOURCE_TABLES:
+            frame = read_partition(raw(table.name, start))
+            expected = source_count(source_db, table.name, start, start + timedelta(days=1))
+            assert len(frame) == expected, f"{table.name} {start:%F}"
+            assert frame.set_index(list(table.key)).index.is_unique
+    # The demo day is a real day of flights, not an empty partition.
+    assert len(read_partition(raw("flight_schedules", D1))) > 800
+
+
+def test_rerun_gives_a_byte_identical_partition(two_days, run_interval):
+    before = {t.name: file_sha256(raw(t.name, D1)) for t in SOURCE_TABLES}
+    assert run_interval(D1).state == "success"
+    after = {t.name: file_sha256(raw(t.name, D1)) for t in SOURCE_TABLES}
+    assert after == before
+
+
+def test_late_outcomes_land_in_the_next_interval(two_days, source_db):
+    day1 = read_partition(raw("flight_outcomes", D1))
+    day2 = read_partition(raw("flight_outcomes", D2))
+    assert not set(day1["flight_id"]) & set(day2["flight_id"]), "an outcome is extracted once"
+    with sqlite3.connect(source_db) as conn:
+        departures = pd.read_sql(
+            "SELECT flight_id, scheduled_departure FROM flight_schedules", conn, parse_dates=["scheduled_departure"]
+        ).set_index("flight_id")["scheduled_departure"].dt.tz_localize("UTC")
+    dep_of_day2_outcomes = departures.loc[day2["flight_id"]]
+    late = dep_of_day2_outcomes[(dep_of_day2_outcomes >= D1) & (dep_of_day2_outcomes < D2)]
+    assert len(late) > 10, "evening flights of day 1 report their outcome on day 2"
+    assert (day2["reported_at"] >= D2).all() and (day2["reported_at"] < D2 + timedelta(days=1)).all()
+
+
+def test_asset_events_carry_rows_and_hash(two_days):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "raw_flight_schedules")
+        ).all()
+        extras = [e.extra for e in events]
+    d1 = [x for x in extras if x.get("interval_start") == D1.isoformat()]
+    assert d1, extras
+    assert d1[-1]["rows"] == len(read_partition(raw("flight_schedules", D1)))
+    assert d1[-1]["sha256"] == file_sha256(raw("flight_schedules", D1))
+
+
+def test_empty_interval_succeeds_with_zero_rows(run_interval):
+    quiet = day(2026, 8, 1)  # maps onto July 2013, outside the test source's months
+    assert run_interval(quiet).state == "success"
+    assert len(read_partition(raw("flight_schedules", quiet))) == 0
+    assert len(read_partition(raw("airlines", quiet))) > 0  # reference snapshots still taken
+
+
+def test_changed_source_schema_fails_and_writes_nothing(run_interval, source_db, source_connection, tmp_path, capfd):
+    changed = tmp_path / "changed.db"
+    shutil.copy(source_db, changed)
+    with sqlite3.connect(changed) as conn:
+        conn.execute("ALTER TABLE flight_outcomes RENAME COLUMN arr_delay_min TO arrival_delay")
+    source_connection(f"sqlite:///{changed}")
+    start = day(2026, 11, 12)
+    dag_run = run_interval(start)
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["extract_flight_outcomes"] == "failed"
+    assert states["extract_flight_schedules"] == "success"
+    assert not raw("flight_outcomes", start).exists()
+    log = capfd.readouterr()
+    text = log.out + log.err
+    assert "source table 'flight_outcomes' changed: missing columns ['arr_delay_min']" in text
+    assert "unexpected columns ['arrival_delay']" in text
+    assert "2026-11-12T00:00:00+00:00" in text
+
+
+def test_missing_source_fails_with_the_next_step(run_interval, source_connection, tmp_path, capfd):
+    source_connection(f"sqlite:///{tmp_path / 'nowhere.db'}")
+    dag_run = run_interval(day(2026, 11, 13))
+    assert dag_run.state == "failed"
+    text = "".join(capfd.readouterr())
+    assert "source database file not found" in text and "make source" in text

@@ -1,0 +1,56 @@
+"""Partitions: keys, atomic writes, byte-identical reruns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from include.dataset import WEATHER_OBSERVATIONS
+from include.lake import conform, interval_key, partition_path, read_partition, write_partition
+
+from .conftest import utc, weather_rows
+
+START, END = utc(2026, 11, 10), utc(2026, 11, 11)
+
+
+def test_interval_key_and_path():
+    assert interval_key(START, END) == "20261110T0000Z_20261111T0000Z"
+    path = partition_path("/lake", "raw", "weather_observations", START, END)
+    assert str(path) == "/lake/raw/weather_observations/interval=20261110T0000Z_20261111T0000Z/part-0.parquet"
+    with pytest.raises(ValueError, match="naive"):
+        interval_key(datetime(2026, 11, 10), END)
+
+
+def test_rewrite_is_byte_identical_whatever_the_input_order(tmp_path):
+    frame = weather_rows([utc(2026, 11, 10, h) for h in (5, 1, 3)])
+    first = write_partition(conform(frame, WEATHER_OBSERVATIONS), WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
+    shuffled = frame.iloc[[2, 0, 1]]
+    second = write_partition(
+        conform(shuffled, WEATHER_OBSERVATIONS), WEATHER_OBSERVATIONS, tmp_path, "raw", START, END
+    )
+    assert first.sha256 == second.sha256 and first.path == second.path
+    assert first.rows == 3
+    assert list(read_partition(first.path)["observed_at"].dt.hour) == [1, 3, 5]
+
+
+def test_failed_write_leaves_the_previous_partition_and_no_temp_file(tmp_path):
+    good = conform(weather_rows([utc(2026, 11, 10, 1)]), WEATHER_OBSERVATIONS)
+    info = write_partition(good, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
+    bad = good.copy()
+    bad["temp_f"] = pd.Series(["not a number"], dtype=object)
+    with pytest.raises(Exception):  # noqa: B017 - any arrow conversion error will do
+        write_partition(bad, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
+    folder = partition_path(tmp_path, "raw", "weather_observations", START, END).parent
+    assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
+    from include.lake import file_sha256
+
+    assert file_sha256(info.path) == info.sha256
+
+
+def test_conform_names_the_column_that_cannot_be_cast():
+    frame = weather_rows([utc(2026, 11, 10, 1)])
+    frame["temp_f"] = ["warm"]
+    with pytest.raises(ValueError, match="'weather_observations', column 'temp_f'"):
+        conform(frame, WEATHER_OBSERVATIONS)

@@ -13,13 +13,15 @@ clearing a task rewrites a byte-identical file, never duplicates. Outcomes arriv
 flight lands plus a reporting lag, so a flight's label lands in a later interval than its
 schedule: that is expected, not missing data.
 
-**When a task is red** (full runbook: README.md, section *On call*):
+**When a task is red** (full runbook: README.md, section *On call*). Nothing is written
+by a failed task: the previous partition of the interval, if any, is untouched.
 
-| the log says | what it means | what was kept safe | next step |
-|---|---|---|---|
-| `SourceUnavailableError` | source database unreachable or table missing | nothing written | check connection `flights_source` / run `make source`, then clear the task |
-| `SourceSchemaError` | a declared column is missing or renamed in the source | nothing written | update `include/dataset.py` if the change is intended, else ask the source owners; clear the task |
-| `IntervalNotClosedError` | the interval has not ended on the source clock | nothing written | wait for the interval to end, clear the task |
+- `SourceUnavailableError`: the source database is unreachable or a table is missing.
+  Check connection `flights_source` (Admin > Connections) or run `make source`; clear the task.
+- `SourceSchemaError`: a declared column is missing or renamed in the source. If the change
+  is intended, update `include/dataset.py`; otherwise ask the source owners. Clear the task.
+- `IntervalNotClosedError`: the interval has not ended on the source clock yet. Wait, then
+  clear the task.
 
 An empty interval is not an error: the task logs a warning and writes a 0-row partition.
 Data checks (Great Expectations) run on the raw partitions downstream of this DAG.
@@ -27,7 +29,7 @@ Data checks (Great Expectations) run on the raw partitions downstream of this DA
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
 
@@ -43,7 +45,7 @@ def _raw_asset(table: str) -> Asset:
 
 @dag(
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     # No automatic catchup: a new deployment would otherwise replay every day since
     # start_date. `make run` (or `make backfill DAYS=n`) backfills a bounded window instead.
     catchup=False,
@@ -88,9 +90,7 @@ def ingest_flights() -> None:
         return info.as_dict()
 
     for table in SOURCE_TABLES:
-        extract_table.override(task_id=f"extract_{table.name}", outlets=[_raw_asset(table.name)])(
-            table.name
-        )
+        extract_table.override(task_id=f"extract_{table.name}", outlets=[_raw_asset(table.name)])(table.name)
 
 
 ingest_flights()

@@ -10,7 +10,7 @@ Tests and replays fix the clock with MLOPS_CLOCK_NOW (see include/config.py).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 WEEK = timedelta(days=7)
 
@@ -18,8 +18,8 @@ WEEK = timedelta(days=7)
 def utc_now(fixed: datetime | None = None) -> datetime:
     """The clock's 'now' in UTC: the fixed time when one is configured, else the wall clock."""
     if fixed is not None:
-        return fixed.astimezone(timezone.utc)
-    return datetime.now(timezone.utc)
+        return fixed.astimezone(UTC)
+    return datetime.now(UTC)
 
 
 def replay_offset(anchor: date, today: date) -> timedelta:

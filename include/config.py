@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -66,7 +66,7 @@ def get_settings() -> Settings:
     if now_text:
         clock_now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
         if clock_now.tzinfo is None:
-            clock_now = clock_now.replace(tzinfo=timezone.utc)
+            clock_now = clock_now.replace(tzinfo=UTC)
     return Settings(
         data_dir=data_dir,
         lake_root=_env("MLOPS_LAKE_ROOT", str(data_dir / "lake")),

@@ -46,9 +46,7 @@ def diff_columns(expected: list[str], found: list[str]) -> SchemaDiff:
     )
 
 
-def schema_error_message(
-    table: SourceTable, found: list[str], start: datetime, end: datetime
-) -> str:
+def schema_error_message(table: SourceTable, found: list[str], start: datetime, end: datetime) -> str:
     diff = diff_columns(table.column_names, found)
     return (
         f"source table {table.name!r} changed: missing columns {list(diff.missing)}, "

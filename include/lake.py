@@ -13,7 +13,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -61,7 +61,7 @@ class PartitionInfo:
 def _utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"naive datetime {ts!r}: interval bounds must be timezone-aware")
-    return ts.astimezone(timezone.utc)
+    return ts.astimezone(UTC)
 
 
 def interval_key(start: datetime, end: datetime) -> str:
@@ -75,9 +75,7 @@ def partition_path(lake_root: str | Path, zone: Zone, table: str, start: datetim
 
 
 def arrow_schema(table: SourceTable) -> pa.Schema:
-    return pa.schema(
-        [pa.field(c.name, _ARROW_TYPES[c.dtype], nullable=c.nullable) for c in table.columns]
-    )
+    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.dtype], nullable=c.nullable) for c in table.columns])
 
 
 def conform(df: pd.DataFrame, table: SourceTable) -> pd.DataFrame:

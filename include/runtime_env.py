@@ -25,9 +25,18 @@ TELEMETRY_OFF: dict[str, str] = {
 }
 
 API_HOST = "127.0.0.1"
-API_PORT = 8080
+DEFAULT_API_PORT = 8080
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"  # local demo only: the API listens on loopback
+
+
+def api_port() -> int:
+    """Port of the Airflow API/UI: 8080 unless MLOPS_API_PORT says otherwise."""
+    return int(os.environ.get("MLOPS_API_PORT") or DEFAULT_API_PORT)
+
+
+def api_url() -> str:
+    return f"http://{API_HOST}:{api_port()}"
 
 
 def airflow_env(
@@ -35,9 +44,10 @@ def airflow_env(
     *,
     project_dir: Path = PROJECT_DIR,
     data_dir: Path | None = None,
-    api_port: int = API_PORT,
+    port: int | None = None,
 ) -> dict[str, str]:
     """Environment variables for an Airflow of this project living in `airflow_home`."""
+    api_port_ = port or api_port()
     venv_bin = Path(sys.executable).parent
     env = {
         "AIRFLOW_HOME": str(airflow_home),
@@ -50,10 +60,14 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{API_HOST}:{api_port}/execution/",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{API_HOST}:{api_port_}/execution/",
         "AIRFLOW__API__HOST": API_HOST,
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": f"http://{API_HOST}:{api_port}",
+        "AIRFLOW__API__PORT": str(api_port_),
+        "MLOPS_API_PORT": str(api_port_),
+        "AIRFLOW__API__BASE_URL": f"http://{API_HOST}:{api_port_}",
+        # Log servers of the scheduler's workers and of the triggerer (UI reads task logs there).
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": os.environ.get("MLOPS_WORKER_LOG_PORT") or "8793",
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": os.environ.get("MLOPS_TRIGGER_LOG_PORT") or "8794",
         # Pick up edited DAG files within 30 s instead of 5 minutes.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYTHONPATH": str(project_dir),

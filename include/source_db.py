@@ -72,7 +72,9 @@ def _python_values(series: pd.Series) -> list:
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return [None if pd.isna(v) else v.to_pydatetime() for v in series]
     values = series.astype(object).tolist()
-    return [None if (v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values]
+    return [
+        None if (v is pd.NA or v is None or (isinstance(v, float) and np.isnan(v))) else v for v in values
+    ]
 
 
 def insert_frame(conn: sa.Connection, table: SourceTable, df: pd.DataFrame, chunk: int = 50_000) -> None:
@@ -81,6 +83,6 @@ def insert_frame(conn: sa.Connection, table: SourceTable, df: pd.DataFrame, chun
     df = conform(df, table)
     names = table.column_names
     columns = [_python_values(df[name]) for name in names]
-    rows = [dict(zip(names, values)) for values in zip(*columns)]
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
     for i in range(0, len(rows), chunk):
         conn.execute(target.insert(), rows[i : i + chunk])

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from airflow_api import AirflowAPI
 
-from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, API_HOST, API_PORT
+from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 
 DAG_ID = "ingest_flights"
 
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
 
-    api = AirflowAPI(f"http://{API_HOST}:{API_PORT}", ADMIN_USER, ADMIN_PASSWORD)
+    api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
     api.wait_healthy(timeout=240)
     deadline = time.monotonic() + 180
     while not api.dag_exists(DAG_ID):
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         time.sleep(3)
     api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     wanted = wanted_intervals(today, args.days)
     started = time.monotonic()
     while True:

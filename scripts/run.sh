@@ -69,7 +69,7 @@ fi
 cat <<MSG
 
 airflow-mlops is running ($(( $(date +%s) - started )) s).
-  Airflow UI   http://127.0.0.1:8080   login: admin / admin
+  Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   login: admin / admin
   Look at      DAG ingest_flights: $DEMO_DAYS daily runs, one raw partition per table and day
                Assets: raw_flight_schedules, raw_flight_outcomes, raw_weather_observations, ...
                Lake:   ${MLOPS_DATA_DIR}/lake/raw/<table>/interval=<start>_<end>/part-0.parquet

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from include.runtime_env import airflow_env
 
 # A fixed clock: the demo source is built as if on TEST_TODAY, tasks run as if at TEST_NOW.
 TEST_TODAY = date(2026, 11, 23)
-TEST_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+TEST_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="airflow-mlops-tests-"))
 SESSION_AIRFLOW_HOME = _SESSION_DIR / "airflow"
@@ -30,6 +30,6 @@ os.environ.pop("MLOPS_LAKE_ROOT", None)
 os.environ.pop("AIRFLOW_CONN_FLIGHTS_SOURCE", None)
 
 
-def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001 - pytest hook signature
+def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("KEEP_TEST_STATE") != "1":
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)

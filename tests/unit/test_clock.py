@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -19,13 +19,13 @@ def test_offset_is_whole_weeks_and_maps_today_near_the_anchor(today):
 
 def test_replay_round_trip_keeps_weekday():
     offset = replay_offset(date(2013, 11, 1), date(2026, 11, 23))
-    original = datetime(2013, 7, 4, 17, 30, tzinfo=timezone.utc)
+    original = datetime(2013, 7, 4, 17, 30, tzinfo=UTC)
     live = to_replay(original, offset)
     assert live.weekday() == original.weekday()
     assert to_original(live, offset) == original
 
 
 def test_fixed_clock_wins_over_wall_clock():
-    fixed = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
+    fixed = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
     assert utc_now(fixed) == fixed
     assert utc_now(None).tzinfo is not None

@@ -4,7 +4,7 @@ from datetime import date
 from include.config import PROJECT_DIR
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-from demo_state import interval_states, wanted_intervals  # noqa: E402
+from demo_state import interval_states, wanted_intervals
 
 
 def test_wanted_intervals_are_the_last_complete_days():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from include.dataset import AIRLINES, WEATHER_OBSERVATIONS
 from include.extract import (
@@ -85,7 +85,7 @@ def test_missing_table_and_missing_file_are_clear(tmp_path):
         read_interval(engine, AIRLINES, START, END, NOW)
 
     absent = tmp_path / "absent.db"
-    with pytest.raises(SourceUnavailableError, match="file not found.*make source"):
+    with pytest.raises(SourceUnavailableError, match=r"file not found.*make source"):
         ensure_reachable(sa.create_engine(f"sqlite:///{absent}"), "flights_source")
     assert not absent.exists(), "checking a missing SQLite source must not create it"
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pandas as pd
 import pytest
 
+from include import lake
 from include.dataset import WEATHER_OBSERVATIONS
-from include.lake import conform, interval_key, partition_path, read_partition, write_partition
+from include.lake import (
+    conform,
+    file_sha256,
+    interval_key,
+    partition_path,
+    read_partition,
+    write_partition,
+)
 
 from .conftest import utc, weather_rows
 
@@ -25,7 +32,9 @@ def test_interval_key_and_path():
 
 def test_rewrite_is_byte_identical_whatever_the_input_order(tmp_path):
     frame = weather_rows([utc(2026, 11, 10, h) for h in (5, 1, 3)])
-    first = write_partition(conform(frame, WEATHER_OBSERVATIONS), WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
+    first = write_partition(
+        conform(frame, WEATHER_OBSERVATIONS), WEATHER_OBSERVATIONS, tmp_path, "raw", START, END
+    )
     shuffled = frame.iloc[[2, 0, 1]]
     second = write_partition(
         conform(shuffled, WEATHER_OBSERVATIONS), WEATHER_OBSERVATIONS, tmp_path, "raw", START, END
@@ -35,18 +44,22 @@ def test_rewrite_is_byte_identical_whatever_the_input_order(tmp_path):
     assert list(read_partition(first.path)["observed_at"].dt.hour) == [1, 3, 5]
 
 
-def test_failed_write_leaves_the_previous_partition_and_no_temp_file(tmp_path):
+def test_crash_mid_write_keeps_the_previous_partition_and_no_temp_file(tmp_path, monkeypatch):
     good = conform(weather_rows([utc(2026, 11, 10, 1)]), WEATHER_OBSERVATIONS)
     info = write_partition(good, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
-    bad = good.copy()
-    bad["temp_f"] = pd.Series(["not a number"], dtype=object)
-    with pytest.raises(Exception):  # noqa: B017 - any arrow conversion error will do
-        write_partition(bad, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
+
+    def write_half_then_fail(table, sink, **kwargs):
+        sink.write(b"PAR1 half a file")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(lake.pq, "write_table", write_half_then_fail)
+    bigger = conform(weather_rows([utc(2026, 11, 10, h) for h in range(5)]), WEATHER_OBSERVATIONS)
+    with pytest.raises(OSError, match="No space left"):
+        write_partition(bigger, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
     folder = partition_path(tmp_path, "raw", "weather_observations", START, END).parent
     assert [p.name for p in folder.iterdir()] == ["part-0.parquet"]
-    from include.lake import file_sha256
-
     assert file_sha256(info.path) == info.sha256
+    assert len(read_partition(info.path)) == 1
 
 
 def test_conform_names_the_column_that_cannot_be_cast():

@@ -29,7 +29,7 @@ EXPECTED_TASKS = {
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_DIR))
 
@@ -73,7 +73,7 @@ def test_start_dates_are_static():
     """Two parses at different moments give the same start_date (no datetime.now())."""
     script = (
         "import json, time\n"
-        "from airflow.models.dagbag import DagBag\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
         f"b1 = DagBag(dag_folder={str(DAGS_DIR)!r}); time.sleep(1.1)\n"
         f"b2 = DagBag(dag_folder={str(DAGS_DIR)!r})\n"
         "dates = {k: [str(d.start_date), str(b2.dags[k].start_date)] for k, d in b1.dags.items()}\n"

@@ -48,7 +48,7 @@ def source_db(airflow_db) -> Path:
 
 @pytest.fixture(scope="session")
 def ingest_dag(source_db):
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
     assert not bag.import_errors

@@ -17,11 +17,13 @@ while [ -n "$p" ] && [ "$p" -gt 1 ]; do
 done
 
 ours() {
-  # PIDs of processes whose environment has AIRFLOW_HOME=<ours>.
+  # PIDs of Airflow processes (command line names airflow) whose environment has
+  # AIRFLOW_HOME=<ours>. Other programs of a shell that sourced .airflow/env.sh are spared.
   for env in /proc/[0-9]*/environ; do
     pid=${env#/proc/}; pid=${pid%/environ}
     case "$keep" in *" $pid "*) continue ;; esac
     [ "$pid" = "$BASHPID" ] && continue  # the subshell running this function
+    { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -Eq '^airflow |/bin/airflow( |$)' || continue
     if { tr '\0' '\n' < "$env"; } 2>/dev/null | grep -qx "AIRFLOW_HOME=$AF_HOME"; then
       echo "$pid"
     fi

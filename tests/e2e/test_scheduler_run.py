@@ -151,9 +151,16 @@ def test_second_run_is_safe_and_stop_leaves_no_process(standalone):
     assert "already running" in again.stdout
     assert "source up to date" in again.stdout
 
-    stop = subprocess.run(
-        ["bash", "scripts/stop.sh"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
-    )
-    assert stop.returncode == 0, stop.stdout + stop.stderr
-    home = Path(env["AIRFLOW_HOME"])
-    assert processes_with_home(home) == []
+    # A bystander of the user's shell (it sourced .airflow/env.sh) must survive `make stop`.
+    bystander = subprocess.Popen(["sleep", "120"], env=env)
+    try:
+        stop = subprocess.run(
+            ["bash", "scripts/stop.sh"], cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+        )
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        home = Path(env["AIRFLOW_HOME"])
+        assert processes_with_home(home) == [bystander.pid]
+        assert bystander.poll() is None, "stop.sh killed a process that is not Airflow's"
+    finally:
+        bystander.kill()
+        bystander.wait()

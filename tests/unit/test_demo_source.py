@@ -78,3 +78,32 @@ def test_rebuild_rules():
     assert "scale_factor" in needs_rebuild(info, replace(params, scale_factor=3))
     assert "ran out" in needs_rebuild(info, replace(params, today=date(2027, 2, 1)))
     assert "builder version" in needs_rebuild({**info, "builder_version": 0}, params)
+
+
+def test_scaled_build_multiplies_traffic_deterministically(tmp_path):
+    import sqlalchemy as sa
+
+    from include.demo_source.build import build_source, read_replay_info
+
+    counts = []
+    for scale in (1, 3):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / f'scale{scale}.db'}")
+        params = BuildParams(anchor=date(2013, 11, 1), today=date(2026, 11, 23), scale_factor=scale)
+        build_source(engine, params, months=(2,))
+        with engine.connect() as conn:
+            counts.append(
+                {
+                    t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                    for t in ("flight_schedules", "flight_outcomes", "planes", "weather_observations")
+                }
+            )
+            distinct = conn.execute(
+                sa.text("SELECT count(DISTINCT flight_id) FROM flight_schedules")
+            ).scalar_one()
+        assert read_replay_info(engine)["scale_factor"] == scale
+        engine.dispose()
+    one, three = counts
+    assert three["flight_schedules"] == 3 * one["flight_schedules"] == distinct
+    assert three["flight_outcomes"] == 3 * one["flight_outcomes"]
+    assert three["planes"] == 3 * one["planes"]
+    assert three["weather_observations"] == one["weather_observations"]  # weather is not traffic

@@ -21,15 +21,24 @@ class AirflowAPI:
         self.timeout = timeout
         self._token: str | None = None
 
-    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+    def _request(self, method: str, path: str, body: Any = None, auth: bool = True, attempts: int = 6) -> Any:
+        """One API call. Server errors are retried: on SQLite, Airflow answers 500/503 when
+        the metadata database is momentarily locked by the scheduler."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base_url + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if auth:
-            req.add_header("Authorization", f"Bearer {self.token()}")
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            text = resp.read().decode()
-        return json.loads(text) if text else None
+        for attempt in range(1, attempts + 1):
+            req = urllib.request.Request(self.base_url + path, data=data, method=method)
+            req.add_header("Content-Type", "application/json")
+            if auth:
+                req.add_header("Authorization", f"Bearer {self.token()}")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    text = resp.read().decode()
+                return json.loads(text) if text else None
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == attempts:
+                    raise
+            time.sleep(attempt)
+        raise AssertionError("unreachable")
 
     def token(self) -> str:
         if self._token is None:

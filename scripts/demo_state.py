@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
             print(f"DAG {DAG_ID} not parsed after 180 s; see .airflow/logs", file=sys.stderr)
             return 1
         time.sleep(3)
-    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    if api.get(f"/api/v2/dags/{DAG_ID}").get("is_paused"):
+        api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
 
     today = datetime.now(UTC).date()
     wanted = wanted_intervals(today, args.days)

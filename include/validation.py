@@ -1,0 +1,337 @@
+"""Data checks of raw partitions (issue 3, in progress: not yet wired into a DAG).
+
+Each check has a policy:
+- ``block``: the whole partition is quarantined; nothing is published;
+- ``warn``: published; the warning is reported with the result;
+- ``row``: failing rows are split out with a reason code and the good rows published, as long
+  as the quarantined share stays at or below ``max_row_share``; above it the partition blocks.
+
+Schema (exact columns and arrow types) is checked on the parquet file's own schema: exact,
+where GX's pandas type introspection reports nullable types loosely ('Int64' as 'int64',
+timestamps as 'Timestamp'). The data checks run in Great Expectations Core, imported only
+when a validation runs. Nothing disappears: raw rows = published + quarantined rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
+from include.lake import arrow_schema
+
+SUITE_VERSION = "2026.11.23-1"
+Policy = Literal["block", "warn", "row"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation, declared as data: the GX class name, its arguments, a policy, a code."""
+
+    expectation: str
+    kwargs: dict[str, Any]
+    policy: Policy
+    reason: str
+
+
+@dataclass
+class Failure:
+    reason: str
+    policy: Policy
+    expectation: str
+    column: str | None
+    unexpected_count: int
+    sample: list[Any]
+
+
+@dataclass
+class ValidationOutcome:
+    table: str
+    decision: Literal["publish", "split", "block"]
+    rows: int
+    failures: list[Failure] = field(default_factory=list)
+    row_reasons: pd.Series | None = None  # reason code per quarantined row index
+    suite_version: str = SUITE_VERSION
+
+    @property
+    def blocking(self) -> list[Failure]:
+        return [f for f in self.failures if f.policy == "block"]
+
+    @property
+    def warnings(self) -> list[Failure]:
+        return [f for f in self.failures if f.policy == "warn"]
+
+    def summary(self) -> dict[str, Any]:
+        quarantined = 0 if self.row_reasons is None else len(self.row_reasons)
+        if self.decision == "block":
+            quarantined = self.rows
+        return {
+            "table": self.table,
+            "decision": self.decision,
+            "success": self.decision != "block",
+            "rows": self.rows,
+            "published_rows": self.rows - quarantined,
+            "quarantined_rows": quarantined,
+            "failed": sorted({f.reason for f in self.failures}),
+            "suite_version": self.suite_version,
+        }
+
+
+class PartitionUnreadableError(RuntimeError):
+    """The raw partition cannot be read as parquet (truncated or corrupt file)."""
+
+
+def read_raw(path: str | Path) -> tuple[pa.Schema, pd.DataFrame]:
+    """The partition's arrow schema and its rows (nullable pandas types, nothing cast)."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PartitionUnreadableError(f"cannot read raw partition {path}: {exc}") from exc
+    mapping = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype()}
+    return table.schema, table.to_pandas(types_mapper=mapping.get)
+
+
+def schema_failures(table: SourceTable, schema: pa.Schema) -> list[Failure]:
+    """Exact columns (names and order) and arrow types against include/dataset.py."""
+    expected = arrow_schema(table)
+    found = {f.name: f.type for f in schema}
+    failures = []
+    missing = [n for n in expected.names if n not in found]
+    extra = [n for n in schema.names if n not in expected.names]
+    if missing:
+        failures.append(Failure("missing_column", "block", "schema", None, len(missing), missing))
+    if extra:
+        failures.append(Failure("extra_column", "block", "schema", None, len(extra), extra))
+    wrong = [
+        f"{f.name}: expected {f.type}, found {found[f.name]}"
+        for f in expected
+        if f.name in found and not found[f.name].equals(f.type)
+    ]
+    if wrong:
+        failures.append(Failure("wrong_type", "block", "schema", None, len(wrong), wrong))
+    return failures
+
+
+def suite_for(
+    table: SourceTable,
+    start: datetime,
+    end: datetime,
+    airports: set[str],
+    carriers: set[str],
+    expected_rows: float | None = None,
+) -> list[Check]:
+    """The checks of one table for one interval (reference sets from the same interval)."""
+    checks: list[Check] = []
+    key = list(table.key)
+    for col in key:
+        checks.append(Check("ExpectColumnValuesToNotBeNull", {"column": col}, "block", "null_key"))
+    if len(key) == 1:
+        checks.append(Check("ExpectColumnValuesToBeUnique", {"column": key[0]}, "block", "duplicate_key"))
+    else:
+        checks.append(
+            Check("ExpectCompoundColumnsToBeUnique", {"column_list": key}, "block", "duplicate_key")
+        )
+    for col in table.columns:
+        if not col.nullable and col.name not in key:
+            checks.append(
+                Check("ExpectColumnValuesToNotBeNull", {"column": col.name}, "row", "null_required")
+            )
+    if table.event_time:
+        bounds = {"min_value": start.isoformat(), "max_value": end.isoformat(), "strict_max": True}
+        checks.append(
+            Check(
+                "ExpectColumnValuesToBeBetween",
+                {"column": table.event_time, **bounds},
+                "row",
+                "other_interval",
+            )
+        )
+        checks.append(Check("ExpectTableRowCountToBeBetween", {"min_value": 1}, "warn", "empty_partition"))
+        if expected_rows:
+            # A day with less than half the usual rows of its weekday: the extraction is suspect.
+            min_rows = int(expected_rows * 0.5)
+            checks.append(
+                Check("ExpectTableRowCountToBeBetween", {"min_value": min_rows}, "block", "volume_drop")
+            )
+
+    def between(col: str, lo: float, hi: float, reason: str = "out_of_range") -> Check:
+        return Check(
+            "ExpectColumnValuesToBeBetween", {"column": col, "min_value": lo, "max_value": hi}, "row", reason
+        )
+
+    if table is FLIGHT_SCHEDULES:
+        checks += [
+            Check(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "origin", "value_set": sorted(airports)},
+                "row",
+                "unknown_airport",
+            ),
+            Check(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "dest", "value_set": sorted(airports)},
+                "row",
+                "unknown_airport",
+            ),
+            Check(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "carrier", "value_set": sorted(carriers)},
+                "row",
+                "unknown_carrier",
+            ),
+            between("distance_mi", 1, 6000),
+            Check(
+                "ExpectColumnPairValuesAToBeGreaterThanB",
+                {"column_A": "scheduled_arrival", "column_B": "scheduled_departure"},
+                "row",
+                "arrival_before_departure",
+            ),
+        ]
+    elif table is FLIGHT_OUTCOMES:
+        checks += [
+            Check(
+                "ExpectColumnValuesToBeInSet",
+                {"column": "status", "value_set": ["arrived", "cancelled", "diverted"]},
+                "row",
+                "bad_status",
+            ),
+            between("dep_delay_min", -120, 1800),
+            between("arr_delay_min", -180, 1800),
+            between("air_time_min", 5, 800),
+            Check(
+                "ExpectColumnPairValuesAToBeGreaterThanB",
+                {
+                    "column_A": "actual_arrival",
+                    "column_B": "actual_departure",
+                    "ignore_row_if": "either_value_is_missing",
+                },
+                "row",
+                "arrival_before_departure",
+            ),
+        ]
+    elif table is WEATHER_OBSERVATIONS:
+        checks += [
+            between("temp_f", -40, 130),
+            between("humidity_pct", 0, 100),
+            between("wind_speed_mph", 0, 200),
+            between("visibility_mi", 0, 100),
+        ]
+    return checks
+
+
+def _gx_expectation(check: Check) -> Any:
+    import great_expectations.expectations as gxe
+
+    return getattr(gxe, check.expectation)(
+        **check.kwargs, meta={"policy": check.policy, "reason": check.reason}
+    )
+
+
+def new_batch_definition() -> Any:
+    """A quiet ephemeral GX context with one in-memory DataFrame batch definition.
+
+    Build it once per task and reuse it for every partition the task validates."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return (
+        context.data_sources.add_pandas("lake")
+        .add_dataframe_asset("partition")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+
+
+def validate_frame(
+    batch_definition: Any,
+    table: SourceTable,
+    schema: pa.Schema,
+    frame: pd.DataFrame,
+    checks: list[Check],
+    max_row_share: float = 0.05,
+) -> ValidationOutcome:
+    """Run the schema check and the suite; decide publish / split / block."""
+    failures = schema_failures(table, schema)
+    row_reasons: dict[int, str] = {}
+    if not failures:
+        import great_expectations as gx
+
+        name = f"{table.name}_{SUITE_VERSION}"
+        suite = gx.ExpectationSuite(name, expectations=[_gx_expectation(c) for c in checks])
+        result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": 5}
+        )
+        for res in result.results:
+            if res.success:
+                continue
+            meta = res.expectation_config.meta or {}
+            policy, reason = meta.get("policy", "block"), meta.get("reason", "failed")
+            details = res.result or {}
+            indices = details.get("unexpected_index_list") or []
+            count = details.get("unexpected_count")
+            failures.append(
+                Failure(
+                    reason=reason,
+                    policy=policy,
+                    expectation=res.expectation_config.type,
+                    column=res.expectation_config.kwargs.get("column"),
+                    unexpected_count=int(count if count is not None else len(indices) or 1),
+                    sample=[str(v) for v in (details.get("partial_unexpected_list") or [])][:5]
+                    or ([str(details["observed_value"])] if "observed_value" in details else []),
+                )
+            )
+            if policy == "row":
+                for idx in indices:
+                    row_reasons.setdefault(int(idx), reason)
+    rows = len(frame)
+    if any(f.policy == "block" for f in failures):
+        decision = "block"
+    elif row_reasons and len(row_reasons) > max_row_share * rows:
+        failures.append(
+            Failure(
+                "row_share_exceeded",
+                "block",
+                "policy",
+                None,
+                len(row_reasons),
+                [f"{len(row_reasons)} of {rows} rows failed; limit {max_row_share:.0%}"],
+            )
+        )
+        decision = "block"
+    elif row_reasons:
+        decision = "split"
+    else:
+        decision = "publish"
+    reasons = pd.Series(row_reasons, dtype="string").sort_index() if row_reasons else None
+    return ValidationOutcome(table.name, decision, rows, failures, reasons)
+
+
+def block_message(outcome: ValidationOutcome, interval: str, quarantine: str, docs: str | None) -> str:
+    """What the failed task says: interval, failed expectations, where things are, next step."""
+    lines = [
+        f"partition {outcome.table!r} of interval {interval} is QUARANTINED "
+        f"(suite {outcome.suite_version}); the validated asset was not updated.",
+        "Failed expectations:",
+    ]
+    for f in outcome.blocking:
+        where = f" column {f.column}" if f.column else ""
+        lines.append(
+            f"  - {f.reason} ({f.expectation}{where}): {f.unexpected_count} unexpected, e.g. {f.sample}"
+        )
+    lines.append(f"Quarantine: {quarantine}")
+    if docs:
+        lines.append(f"Data Docs: {docs}")
+    lines.append(
+        "Next step: README 'On call' > 'Quarantined partition': fix the source and clear the task, "
+        "or publish with Params force_publish=true and a reason."
+    )
+    return "\n".join(lines)

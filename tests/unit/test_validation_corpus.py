@@ -195,7 +195,7 @@ def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, 
     raw_path = tmp_path / "raw.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), raw_path)
     out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data).drop(columns=["dest"]))
-    schema, raw = read_raw(raw_path)
+    _schema, raw = read_raw(raw_path)
     blocked = release(out, FLIGHT_SCHEDULES, raw_path, raw, tmp_path / "lake", START, END)
     assert blocked.decision == "block" and blocked.validated_path is None
     reason = json.loads((tmp_path / "lake" / blocked.quarantine_dir / "reason.json").read_text())

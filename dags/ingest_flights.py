@@ -24,22 +24,35 @@ by a failed task: the previous partition of the interval, if any, is untouched.
   clear the task.
 
 An empty interval is not an error: the task logs a warning and writes a 0-row partition.
-Data checks (Great Expectations) run on the raw partitions downstream of this DAG.
+
+**Validation.** `validate_<table>` checks each event table's raw partition (exact schema, keys,
+ranges, airport and carrier codes against the same interval's snapshots, arrival after
+departure, rows of another interval, volume against the same weekday of the last 4 weeks) and
+then publishes it to `<lake>/validated/...` (asset `validated_<table>`). Defective rows below 5 %
+go to `<lake>/quarantine/<table>/interval=.../rows.parquet` with a reason code; a blocking defect
+quarantines the whole partition (`reason.json` beside it) and fails the task with
+`PartitionQuarantinedError`: fix the source and clear the task, or trigger the interval again with
+Params `force_publish=true` and a `reason` (recorded in the quarantine record and the asset event).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-from include.assets import RAW_ASSETS
+from include.assets import RAW_ASSETS, VALIDATED_ASSETS
 from include.config import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
 from include.dataset import SOURCE_TABLES
 
 
 def _raw_asset(table: str) -> Asset:
     spec = RAW_ASSETS[table]
+    return Asset(name=spec.name, uri=spec.uri)
+
+
+def _validated_asset(table: str) -> Asset:
+    spec = VALIDATED_ASSETS[table]
     return Asset(name=spec.name, uri=spec.uri)
 
 
@@ -59,6 +72,12 @@ def _raw_asset(table: str) -> Asset:
     },
     tags=["mlops", "ingest", "flights"],
     doc_md=__doc__,
+    params={
+        "force_publish": Param(
+            False, type="boolean", description="Publish a quarantined interval anyway (needs a reason)."
+        ),
+        "reason": Param("", type="string", description="Why the interval is force-published (recorded)."),
+    },
 )
 def ingest_flights() -> None:
     @task(pool=SOURCE_DB_POOL)
@@ -89,8 +108,45 @@ def ingest_flights() -> None:
         context["outlet_events"][_raw_asset(table_name)].extra = info.as_dict()
         return info.as_dict()
 
-    for table in SOURCE_TABLES:
-        extract_table.override(task_id=f"extract_{table.name}", outlets=[_raw_asset(table.name)])(table.name)
+    @task
+    def validate_table(table_name: str, raw: dict, airports: dict, airlines: dict, **context) -> dict:
+        """Check one raw partition, then publish it, split out bad rows, or quarantine it."""
+        import logging
+
+        from include.config import get_settings
+        from include.dataset import get_table
+        from include.validation import validate_partition
+
+        params = context["params"]
+        force_reason = None
+        if params.get("force_publish"):
+            force_reason = (params.get("reason") or "").strip()
+            if not force_reason:
+                raise ValueError("force_publish=true needs a reason (Params 'reason'): it is recorded")
+        summary = validate_partition(
+            get_table(table_name),
+            raw["path"],
+            airports["path"],
+            airlines["path"],
+            get_settings().lake_root,
+            context["data_interval_start"],
+            context["data_interval_end"],
+            force_reason=force_reason,
+            log=logging.getLogger("airflow.task"),
+        )
+        context["outlet_events"][_validated_asset(table_name)].extra = summary
+        return summary
+
+    raw = {
+        table.name: extract_table.override(task_id=f"extract_{table.name}", outlets=[_raw_asset(table.name)])(
+            table.name
+        )
+        for table in SOURCE_TABLES
+    }
+    for table_name in VALIDATED_ASSETS:
+        validate_table.override(task_id=f"validate_{table_name}", outlets=[_validated_asset(table_name)])(
+            table_name, raw[table_name], raw["airports"], raw["airlines"]
+        )
 
 
 ingest_flights()

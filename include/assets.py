@@ -24,3 +24,13 @@ def raw(table: str) -> AssetName:
 
 
 RAW_ASSETS: dict[str, AssetName] = {t.name: raw(t.name) for t in SOURCE_TABLES}
+
+
+def validated(table: str) -> AssetName:
+    """The validated partitions of one event table: what every later stage reads."""
+    return AssetName(name=f"validated_{table}", uri=f"lake://validated/{table}")
+
+
+VALIDATED_ASSETS: dict[str, AssetName] = {
+    t.name: validated(t.name) for t in SOURCE_TABLES if t.kind == "event"
+}

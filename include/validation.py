@@ -322,7 +322,7 @@ def block_message(outcome: ValidationOutcome, interval: str, quarantine: str, do
         f"(suite {outcome.suite_version}); the validated asset was not updated.",
         "Failed expectations:",
     ]
-    for f in outcome.blocking:
+    for f in sorted(outcome.failures, key=lambda f: f.policy != "block"):
         where = f" column {f.column}" if f.column else ""
         lines.append(
             f"  - {f.reason} ({f.expectation}{where}): {f.unexpected_count} unexpected, e.g. {f.sample}"
@@ -428,3 +428,88 @@ def conform_published(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
     from include.lake import conform
 
     return conform(frame[table.column_names], table)
+
+
+class PartitionQuarantinedError(RuntimeError):
+    """A raw partition failed a blocking check and was quarantined (message: block_message)."""
+
+
+def expected_rows_from_history(
+    lake_root: str | Path, table: SourceTable, start: datetime, end: datetime, weeks: int = 4
+) -> float | None:
+    """Median row count of the same weekday's raw partitions over the previous `weeks` weeks."""
+    import statistics
+    from datetime import timedelta
+
+    from include.lake import partition_path
+
+    counts = []
+    for k in range(1, weeks + 1):
+        path = partition_path(
+            lake_root, "raw", table.name, start - timedelta(weeks=k), end - timedelta(weeks=k)
+        )
+        if path.is_file():
+            rows = pq.read_metadata(path).num_rows
+            if rows:
+                counts.append(rows)
+    return statistics.median(counts) if counts else None
+
+
+def validate_partition(
+    table: SourceTable,
+    raw_path: str | Path,
+    airports_path: str | Path,
+    airlines_path: str | Path,
+    lake_root: str | Path,
+    start: datetime,
+    end: datetime,
+    force_reason: str | None = None,
+    batch_definition: Any = None,
+    log: logging.Logger | None = None,
+) -> dict[str, Any]:
+    """Validate one raw partition, then publish / split / quarantine it (see `release`).
+
+    Raises PartitionQuarantinedError after quarantining a blocked partition."""
+    from include.lake import interval_key
+
+    log = log or logging.getLogger(__name__)
+    airports = set(pq.read_table(airports_path, columns=["faa"]).column("faa").to_pylist())
+    carriers = set(pq.read_table(airlines_path, columns=["carrier"]).column("carrier").to_pylist())
+    schema, raw = read_raw(raw_path)
+    checks = suite_for(
+        table, start, end, airports, carriers, expected_rows_from_history(lake_root, table, start, end)
+    )
+    outcome = validate_frame(batch_definition or new_batch_definition(), table, schema, raw, checks)
+    for failure in outcome.failures:
+        log.warning(
+            "%s %s: %s (%s%s) %d unexpected, e.g. %s",
+            table.name,
+            failure.policy.upper(),
+            failure.reason,
+            failure.expectation,
+            f" column {failure.column}" if failure.column else "",
+            failure.unexpected_count,
+            failure.sample,
+        )
+    result = release(outcome, table, raw_path, raw, lake_root, start, end, force_reason)
+    summary = {
+        **outcome.summary(),
+        **result.__dict__,
+        "warnings": sorted({f.reason for f in outcome.warnings}),
+        "interval_start": start.isoformat(),
+        "interval_end": end.isoformat(),
+    }
+    if result.decision == "block":
+        raise PartitionQuarantinedError(
+            block_message(outcome, interval_key(start, end), str(result.quarantine_dir), None)
+        )
+    if result.decision == "forced":
+        log.warning("%s: FORCED publish despite %s; reason: %s", table.name, summary["failed"], force_reason)
+    log.info(
+        "%s: %s, %d rows published, %d quarantined",
+        table.name,
+        result.decision,
+        result.published_rows,
+        result.quarantined_rows,
+    )
+    return summary

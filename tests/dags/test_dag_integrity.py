@@ -23,6 +23,9 @@ EXPECTED_TASKS = {
         "extract_airports",
         "extract_airlines",
         "extract_planes",
+        "validate_flight_schedules",
+        "validate_flight_outcomes",
+        "validate_weather_observations",
     },
 }
 

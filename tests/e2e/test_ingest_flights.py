@@ -133,3 +133,83 @@ def test_missing_source_fails_with_the_next_step(
     assert dag_run.state == "failed"
     text = "".join(capfd.readouterr())
     assert "source database file not found" in text and "make source" in text
+
+
+def validated(table, start):
+    return partition_path(get_settings().lake_root, "validated", table, start, start + timedelta(days=1))
+
+
+def quarantine_dir(table, start):
+    return (
+        raw(table, start).parent.parent.parent.parent / "quarantine" / table / raw(table, start).parent.name
+    )
+
+
+def test_good_days_are_validated_and_no_row_disappears(two_days):
+    import pyarrow.parquet as pq
+
+    for start in (D1, D2):
+        for table in ("flight_schedules", "flight_outcomes", "weather_observations"):
+            raw_rows = len(read_partition(raw(table, start)))
+            published = len(read_partition(validated(table, start)))
+            rows_file = quarantine_dir(table, start) / "rows.parquet"
+            quarantined = pq.read_metadata(rows_file).num_rows if rows_file.exists() else 0
+            assert published + quarantined == raw_rows, f"{table} {start:%F}"
+            assert published > 0
+
+
+def test_corrupted_day_is_quarantined_then_force_published(
+    no_retries, run_interval, ingest_dag, source_db, source_connection, tmp_path, capfd
+):
+    import json
+
+    bad_day = day(2026, 11, 15)
+    corrupted = tmp_path / "corrupted.db"
+    shutil.copy(source_db, corrupted)
+    with sqlite3.connect(corrupted) as conn:
+        conn.execute(
+            "UPDATE flight_schedules SET carrier = 'Q9' WHERE published_at >= ? AND published_at < ?",
+            ("2026-11-15 00:00:00", "2026-11-16 00:00:00"),
+        )
+    source_connection(f"sqlite:///{corrupted}")
+    dag_run = run_interval(bad_day)
+    assert dag_run.state == "failed"
+    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    assert states["validate_flight_schedules"] == "failed"
+    assert states["validate_flight_outcomes"] == "success"
+    text = "".join(capfd.readouterr())
+    assert "PartitionQuarantinedError" in text and "QUARANTINED" in text
+    assert "unknown_carrier" in text and "20261115T0000Z_20261116T0000Z" in text and "force_publish" in text
+    record = json.loads((quarantine_dir("flight_schedules", bad_day) / "reason.json").read_text())
+    assert record["decision"] == "block" and "unknown_carrier" in record["failed"]
+    assert not validated("flight_schedules", bad_day).exists()
+
+    forced = ingest_dag.test(
+        logical_date=bad_day + timedelta(days=1),
+        run_conf={"force_publish": True, "reason": "carrier Q9 is a new airline, ticket OPS-1"},
+    )
+    assert forced.state == "success"
+    assert validated("flight_schedules", bad_day).exists()
+    record = json.loads((quarantine_dir("flight_schedules", bad_day) / "reason.json").read_text())
+    assert record["forced_publish_reason"] == "carrier Q9 is a new airline, ticket OPS-1"
+
+
+def test_validated_asset_events_only_for_published_days(two_days):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = [
+            e.extra
+            for e in session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.name == "validated_flight_schedules")
+            ).all()
+        ]
+    assert extras and all(x["decision"] in ("publish", "split", "forced") for x in extras)
+    assert {x["interval_start"] for x in extras if x["decision"] != "forced"} >= {
+        D1.isoformat(),
+        D2.isoformat(),
+    }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,6 +154,17 @@ def suite_for(
             )
         )
         checks.append(Check("ExpectTableRowCountToBeBetween", {"min_value": 1}, "warn", "empty_partition"))
+        # Freshness: a live table's newest row is at most 6 h older than the interval's end
+        # (weather is hourly; schedules and outcomes are published around the clock).
+        fresh_from = (end - timedelta(hours=6)).isoformat()
+        checks.append(
+            Check(
+                "ExpectColumnMaxToBeBetween",
+                {"column": table.event_time, "min_value": fresh_from},
+                "warn",
+                "stale_partition",
+            )
+        )
         if expected_rows:
             # A day with less than half the usual rows of its weekday: the extraction is suspect.
             min_rows = int(expected_rows * 0.5)
@@ -439,7 +450,6 @@ def expected_rows_from_history(
 ) -> float | None:
     """Median row count of the same weekday's raw partitions over the previous `weeks` weeks."""
     import statistics
-    from datetime import timedelta
 
     from include.lake import partition_path
 

@@ -134,7 +134,7 @@ def test_out_of_range_delay_quarantines_the_row(tmp_path, batch_definition, data
 def test_empty_partition_publishes_with_a_warning(tmp_path, batch_definition, data):
     out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data).iloc[0:0])
     assert out.decision == "publish"
-    assert [f.reason for f in out.warnings] == ["empty_partition"]
+    assert {f.reason for f in out.warnings} == {"empty_partition", "stale_partition"}
 
 
 def test_volume_drop_of_90_percent_blocks(tmp_path, batch_definition, data):
@@ -217,3 +217,11 @@ def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, 
     assert forced.decision == "forced" and forced.published_rows == len(dup_raw)
     record = json.loads((tmp_path / "lake2" / forced.quarantine_dir / "reason.json").read_text())
     assert record["forced_publish_reason"] == "ops ticket 42: duplicate accepted"
+
+
+def test_stale_partition_warns(tmp_path, batch_definition, data):
+    frame = sched(data)
+    frame = frame[frame["published_at"] < START + timedelta(hours=12)]
+    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    assert out.decision == "publish"
+    assert [f.reason for f in out.warnings] == ["stale_partition"]

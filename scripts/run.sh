@@ -13,6 +13,8 @@ mkdir -p "$AIRFLOW_HOME/logs"
 PYTHONPATH=$PROJECT_DIR "$PY" -m include.runtime_env "$AIRFLOW_HOME" > "$AIRFLOW_HOME/env.sh"
 # shellcheck disable=SC1091
 . "$AIRFLOW_HOME/env.sh"
+mkdir -p "$AIRFLOW_HOME/config"
+cp scripts/airflow_local_settings.py "$AIRFLOW_HOME/config/airflow_local_settings.py"
 if [ ! -s "$AIRFLOW_HOME/passwords.json" ]; then
   printf '{"admin": "admin"}\n' > "$AIRFLOW_HOME/passwords.json"
 fi
@@ -70,9 +72,9 @@ cat <<MSG
 
 airflow-mlops is running ($(( $(date +%s) - started )) s).
   Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   login: admin / admin
-  Look at      DAG ingest_flights: $DEMO_DAYS daily runs, one raw partition per table and day
-               Assets: raw_flight_schedules, raw_flight_outcomes, raw_weather_observations, ...
-               Lake:   ${MLOPS_DATA_DIR}/lake/raw/<table>/interval=<start>_<end>/part-0.parquet
+  Look at      DAG ingest_flights: $DEMO_DAYS daily runs (extract_<table>, validate_<table>)
+               Assets: raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
+               Lake:   ${MLOPS_DATA_DIR}/lake/{raw,validated,quarantine}/<table>/interval=<start>_<end>/
   Logs         $AIRFLOW_HOME/logs/standalone.log
   Stop         make stop
 MSG

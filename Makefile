@@ -61,6 +61,7 @@ test-e2e: venv ## end-to-end tests only (Airflow, real source database)
 
 bench: venv ## benchmarks: print figures and write them to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_validation.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
 	rm -rf .airflow data .cache .pytest_cache .ruff_cache

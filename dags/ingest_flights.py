@@ -41,18 +41,12 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
-from include.assets import RAW_ASSETS, VALIDATED_ASSETS
+from include.assets import RAW_ASSETS, VALIDATED_ASSETS, AssetName
 from include.config import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
 from include.dataset import SOURCE_TABLES
 
 
-def _raw_asset(table: str) -> Asset:
-    spec = RAW_ASSETS[table]
-    return Asset(name=spec.name, uri=spec.uri)
-
-
-def _validated_asset(table: str) -> Asset:
-    spec = VALIDATED_ASSETS[table]
+def _asset(spec: AssetName) -> Asset:
     return Asset(name=spec.name, uri=spec.uri)
 
 
@@ -105,7 +99,7 @@ def ingest_flights() -> None:
             )
         finally:
             engine.dispose()
-        context["outlet_events"][_raw_asset(table_name)].extra = info.as_dict()
+        context["outlet_events"][_asset(RAW_ASSETS[table_name])].extra = info.as_dict()
         return info.as_dict()
 
     @task
@@ -134,19 +128,19 @@ def ingest_flights() -> None:
             force_reason=force_reason,
             log=logging.getLogger("airflow.task"),
         )
-        context["outlet_events"][_validated_asset(table_name)].extra = summary
+        context["outlet_events"][_asset(VALIDATED_ASSETS[table_name])].extra = summary
         return summary
 
     raw = {
-        table.name: extract_table.override(task_id=f"extract_{table.name}", outlets=[_raw_asset(table.name)])(
-            table.name
-        )
+        table.name: extract_table.override(
+            task_id=f"extract_{table.name}", outlets=[_asset(RAW_ASSETS[table.name])]
+        )(table.name)
         for table in SOURCE_TABLES
     }
     for table_name in VALIDATED_ASSETS:
-        validate_table.override(task_id=f"validate_{table_name}", outlets=[_validated_asset(table_name)])(
-            table_name, raw[table_name], raw["airports"], raw["airlines"]
-        )
+        validate_table.override(
+            task_id=f"validate_{table_name}", outlets=[_asset(VALIDATED_ASSETS[table_name])]
+        )(table_name, raw[table_name], raw["airports"], raw["airlines"])
 
 
 ingest_flights()

@@ -1,4 +1,4 @@
-"""Data checks of raw partitions (issue 3, in progress: not yet wired into a DAG).
+"""Data checks of raw partitions: what validate_<table> in ingest_flights runs.
 
 Each check has a policy:
 - ``block``: the whole partition is quarantined; nothing is published;
@@ -14,8 +14,13 @@ when a validation runs. Nothing disappears: raw rows = published + quarantined r
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+import os
+import shutil
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
-from include.lake import arrow_schema
+from include.lake import arrow_schema, conform, interval_key, partition_path, write_partition
 
 SUITE_VERSION = "2026.11.23-1"
 Policy = Literal["block", "warn", "row"]
@@ -249,8 +254,6 @@ def new_batch_definition() -> Any:
     """A quiet ephemeral GX context with one in-memory DataFrame batch definition.
 
     Build it once per task and reuse it for every partition the task validates."""
-    import os
-
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network here: calls would hang
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
@@ -364,10 +367,6 @@ class ReleaseResult:
 
 
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    import json
-    import os
-    import tempfile
-
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".reason.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
@@ -393,17 +392,13 @@ def release(
       `force_reason` is given (an on-call override): then every row is published and the
       reason recorded next to the quarantine record.
     """
-    import shutil
-
-    from include.lake import partition_path, write_partition
-
     qdir = partition_path(lake_root, "quarantine", table.name, start, end).parent
     record = {
         **outcome.summary(),
         "interval_start": start.isoformat(),
         "interval_end": end.isoformat(),
         "raw_path": str(raw_path),
-        "failures": [f.__dict__ for f in outcome.failures],
+        "failures": [asdict(f) for f in outcome.failures],
     }
     if outcome.decision == "block" and not force_reason:
         qdir.mkdir(parents=True, exist_ok=True)
@@ -421,7 +416,9 @@ def release(
         )
     else:
         good, bad = raw, raw.iloc[0:0]
-    info = write_partition(conform_published(good, table), table, lake_root, "validated", start, end)
+    info = write_partition(
+        conform(good[table.column_names], table), table, lake_root, "validated", start, end
+    )
     if len(bad) or force_reason:
         qdir.mkdir(parents=True, exist_ok=True)
         if len(bad):
@@ -438,12 +435,6 @@ def release(
     )
 
 
-def conform_published(frame: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
-    from include.lake import conform
-
-    return conform(frame[table.column_names], table)
-
-
 class PartitionQuarantinedError(RuntimeError):
     """A raw partition failed a blocking check and was quarantined (message: block_message)."""
 
@@ -452,10 +443,6 @@ def expected_rows_from_history(
     lake_root: str | Path, table: SourceTable, start: datetime, end: datetime, weeks: int = 4
 ) -> float | None:
     """Median row count of the same weekday's raw partitions over the previous `weeks` weeks."""
-    import statistics
-
-    from include.lake import partition_path
-
     counts = []
     for k in range(1, weeks + 1):
         path = partition_path(
@@ -483,8 +470,6 @@ def validate_partition(
     """Validate one raw partition, then publish / split / quarantine it (see `release`).
 
     Raises PartitionQuarantinedError after quarantining a blocked partition."""
-    from include.lake import interval_key
-
     log = log or logging.getLogger(__name__)
     airports = set(pq.read_table(airports_path, columns=["faa"]).column("faa").to_pylist())
     carriers = set(pq.read_table(airlines_path, columns=["carrier"]).column("carrier").to_pylist())

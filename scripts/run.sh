@@ -27,25 +27,14 @@ if [ -s "$pidfile" ] && kill -0 -- "-$(cat "$pidfile")" 2>/dev/null; then
   echo "==> Airflow already running (process group $(cat "$pidfile"))"
   echo "==> applying airflow_settings.yaml"
   "$PY" scripts/apply_airflow_settings.py
-  # Runs are created before the scheduler starts: on SQLite, creating a backfill while the
-  # scheduler runs can fail with 'database is locked' and take the scheduler down.
-  echo "==> registering DAGs and queueing a backfill of the last $DEMO_DAYS days"
-  airflow dags reserialize > "$AIRFLOW_HOME/logs/reserialize.log" 2>&1 \
-    || { tail -n 30 "$AIRFLOW_HOME/logs/reserialize.log"; exit 1; }
-  # The scheduler itself runs the latest interval (yesterday); the backfill covers the rest.
-  from=$(date -u -d "-$DEMO_DAYS days" +%F)
-  to=$(date -u -d "-2 days" +%F)
-  airflow backfill create --dag-id ingest_flights --from-date "$from" --to-date "$to" \
-    --max-active-runs 4 --reprocess-behavior failed > "$AIRFLOW_HOME/logs/backfill.log" 2>&1 \
-    || echo "    (no new backfill runs: $(tail -n 1 "$AIRFLOW_HOME/logs/backfill.log"))"
 else
   echo "==> Airflow metadata database"
   airflow db migrate > "$AIRFLOW_HOME/logs/db-migrate.log" 2>&1 \
     || { tail -n 30 "$AIRFLOW_HOME/logs/db-migrate.log"; exit 1; }
   echo "==> applying airflow_settings.yaml"
   "$PY" scripts/apply_airflow_settings.py
-  # Runs are created before the scheduler starts: on SQLite, creating a backfill while the
-  # scheduler runs can fail with 'database is locked' and take the scheduler down.
+  # Runs are created before the scheduler starts, never while it runs: on SQLite, creating a
+  # backfill while the scheduler runs can fail with 'database is locked' and take it down.
   echo "==> registering DAGs and queueing a backfill of the last $DEMO_DAYS days"
   airflow dags reserialize > "$AIRFLOW_HOME/logs/reserialize.log" 2>&1 \
     || { tail -n 30 "$AIRFLOW_HOME/logs/reserialize.log"; exit 1; }

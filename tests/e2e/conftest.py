@@ -4,7 +4,6 @@ replayed so that 2026-11-23 maps onto 2013-11-04)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -55,6 +54,21 @@ def ingest_dag(source_db):
     return bag.dags["ingest_flights"]
 
 
+def source_count(db: Path, table: str, start: datetime, end: datetime) -> int:
+    """Rows of one interval counted straight from the SQLite source, independently of our code."""
+    import sqlite3
+
+    from include.dataset import get_table
+
+    spec = get_table(table)
+    with sqlite3.connect(db) as conn:
+        if spec.kind == "reference":
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        fmt = "%Y-%m-%d %H:%M:%S"
+        sql = f"SELECT count(*) FROM {table} WHERE {spec.event_time} >= ? AND {spec.event_time} < ?"
+        return conn.execute(sql, (start.strftime(fmt), end.strftime(fmt))).fetchone()[0]
+
+
 def day(year: int, month: int, d: int) -> datetime:
     return datetime(year, month, d, tzinfo=UTC)
 
@@ -87,5 +101,4 @@ def source_connection(monkeypatch):
     def _point(uri: str) -> None:
         monkeypatch.setenv("AIRFLOW_CONN_FLIGHTS_SOURCE", uri)
 
-    yield _point
-    os.environ.pop("AIRFLOW_CONN_FLIGHTS_SOURCE", None)
+    return _point

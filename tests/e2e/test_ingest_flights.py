@@ -13,20 +13,9 @@ from include.config import get_settings
 from include.dataset import SOURCE_TABLES
 from include.lake import file_sha256, partition_path, read_partition
 
-from .conftest import day
+from .conftest import day, source_count
 
 D1, D2 = day(2026, 11, 10), day(2026, 11, 11)
-
-
-def source_count(db, table, start, end) -> int:
-    """Rows of one interval counted straight from the source, independently of our code."""
-    spec = next(t for t in SOURCE_TABLES if t.name == table)
-    with sqlite3.connect(db) as conn:
-        if spec.kind == "reference":
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        fmt = "%Y-%m-%d %H:%M:%S"
-        sql = f"SELECT count(*) FROM {table} WHERE {spec.event_time} >= ? AND {spec.event_time} < ?"
-        return conn.execute(sql, (start.strftime(fmt), end.strftime(fmt))).fetchone()[0]
 
 
 def raw(table, start):
@@ -140,9 +129,8 @@ def validated(table, start):
 
 
 def quarantine_dir(table, start):
-    return (
-        raw(table, start).parent.parent.parent.parent / "quarantine" / table / raw(table, start).parent.name
-    )
+    end = start + timedelta(days=1)
+    return partition_path(get_settings().lake_root, "quarantine", table, start, end).parent
 
 
 def test_good_days_are_validated_and_no_row_disappears(two_days):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from include.config import PROJECT_DIR
 from include.dataset import SOURCE_TABLES
 from include.lake import file_sha256, partition_path, read_partition
+from tests.e2e.conftest import source_count
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 from airflow_api import AirflowAPI
@@ -86,23 +86,16 @@ def test_partitions_match_the_source(standalone):
     lake = Path(env["MLOPS_DATA_DIR"]) / "lake"
     db = Path(env["MLOPS_DATA_DIR"]) / "source" / "flights.db"
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    fmt = "%Y-%m-%d %H:%M:%S"
-    with sqlite3.connect(db) as conn:
-        for n in range(1, DAYS + 1):
-            start, end = today - timedelta(days=n), today - timedelta(days=n - 1)
-            for table in SOURCE_TABLES:
-                if table.kind == "event":
-                    ts = table.event_time
-                    sql = f"SELECT count(*) FROM {table.name} WHERE {ts} >= ? AND {ts} < ?"
-                    expected = conn.execute(sql, (start.strftime(fmt), end.strftime(fmt))).fetchone()[0]
-                else:
-                    expected = conn.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
-                got = len(read_partition(partition_path(lake, "raw", table.name, start, end)))
-                assert got == expected, (
-                    f"{table.name} {start:%F}: {got} rows in the lake, {expected} in the source"
-                )
-                if table.name == "flight_schedules":
-                    assert got > 500, "a replayed day holds hundreds of flights"
+    for n in range(1, DAYS + 1):
+        start, end = today - timedelta(days=n), today - timedelta(days=n - 1)
+        for table in SOURCE_TABLES:
+            expected = source_count(db, table.name, start, end)
+            got = len(read_partition(partition_path(lake, "raw", table.name, start, end)))
+            assert got == expected, (
+                f"{table.name} {start:%F}: {got} rows in the lake, {expected} in the source"
+            )
+            if table.name == "flight_schedules":
+                assert got > 500, "a replayed day holds hundreds of flights"
 
 
 def test_cleared_task_reruns_to_a_byte_identical_partition(standalone):

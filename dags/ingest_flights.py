@@ -33,6 +33,9 @@ go to `<lake>/quarantine/<table>/interval=.../rows.parquet` with a reason code; 
 quarantines the whole partition (`reason.json` beside it) and fails the task with
 `PartitionQuarantinedError`: fix the source and clear the task, or trigger the interval again with
 Params `force_publish=true` and a `reason` (recorded in the quarantine record and the asset event).
+Every validation renders a Great Expectations Data Docs page under `<data>/data_docs/`; the
+task log prints its path (`Data Docs page of this validation: ...`), and `index.html` there
+lists every validation.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def ingest_flights() -> None:
 
         from include.config import get_settings
         from include.dataset import get_table
-        from include.validation import validate_partition
+        from include.validation import GxSession, validate_partition
 
         params = context["params"]
         force_reason = None
@@ -117,15 +120,17 @@ def ingest_flights() -> None:
             force_reason = (params.get("reason") or "").strip()
             if not force_reason:
                 raise ValueError("force_publish=true needs a reason (Params 'reason'): it is recorded")
+        settings = get_settings()
         summary = validate_partition(
             get_table(table_name),
             raw["path"],
             airports["path"],
             airlines["path"],
-            get_settings().lake_root,
+            settings.lake_root,
             context["data_interval_start"],
             context["data_interval_end"],
             force_reason=force_reason,
+            session=GxSession(settings.data_docs_dir, settings.validation_results_dir),
             log=logging.getLogger("airflow.task"),
         )
         context["outlet_events"][_asset(VALIDATED_ASSETS[table_name])].extra = summary

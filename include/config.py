@@ -57,6 +57,16 @@ class Settings:
         """Default location of the demo source database (SQLite)."""
         return self.data_dir / "source" / "flights.db"
 
+    @property
+    def data_docs_dir(self) -> Path:
+        """Great Expectations Data Docs site: one page per validated partition, index.html."""
+        return self.data_dir / "data_docs"
+
+    @property
+    def validation_results_dir(self) -> Path:
+        """Great Expectations validation results (JSON) that the Data Docs site is built from."""
+        return self.data_dir / "gx_validation_results"
+
 
 def get_settings() -> Settings:
     """Read the settings from the environment (cheap; call it where you need it)."""

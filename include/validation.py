@@ -14,6 +14,7 @@ when a validation runs. Nothing disappears: raw rows = published + quarantined r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -21,9 +22,10 @@ import shutil
 import statistics
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
@@ -32,7 +34,8 @@ import pyarrow.parquet as pq
 from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 from include.lake import arrow_schema, conform, interval_key, partition_path, write_partition
 
-SUITE_VERSION = "2026.11.23-1"
+SUITE_VERSION = "2026-11-23-1"  # bump when a check changes; no dots (GX nests them as folders)
+DOCS_SITE = "lake"
 Policy = Literal["block", "warn", "row"]
 
 
@@ -64,6 +67,7 @@ class ValidationOutcome:
     failures: list[Failure] = field(default_factory=list)
     row_reasons: pd.Series | None = None  # reason code per quarantined row index
     suite_version: str = SUITE_VERSION
+    docs_page: str | None = None  # this validation's Data Docs page, when a site is kept
 
     @property
     def blocking(self) -> list[Failure]:
@@ -86,6 +90,7 @@ class ValidationOutcome:
             "quarantined_rows": quarantined,
             "failed": sorted({f.reason for f in self.failures}),
             "suite_version": self.suite_version,
+            "data_docs_page": self.docs_page,
         }
 
 
@@ -250,42 +255,132 @@ def _gx_expectation(check: Check) -> Any:
     )
 
 
-def new_batch_definition() -> Any:
-    """A quiet ephemeral GX context with one in-memory DataFrame batch definition.
+class GxSession:
+    """One quiet Great Expectations context for a task: build it once, validate many frames.
 
-    Build it once per task and reuse it for every partition the task validates."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network here: calls would hang
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    With `docs_dir`, every validation result is kept under `results_dir` and rendered to a
+    Data Docs site in `docs_dir` (one page per partition and run, and an index of all of them);
+    without it, results stay in memory (tests, benchmarks)."""
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return (
-        context.data_sources.add_pandas("lake")
-        .add_dataframe_asset("partition")
-        .add_batch_definition_whole_dataframe("whole")
-    )
+    def __init__(self, docs_dir: Path | None = None, results_dir: Path | None = None) -> None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network here: calls would hang
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+        )
+        self.docs_dir = Path(docs_dir) if docs_dir else None
+        if self.docs_dir:
+            results_dir = Path(results_dir or self.docs_dir.parent / "gx_validation_results")
+            config.stores["validation_results_store"] = {
+                "class_name": "ValidationResultsStore",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(results_dir),
+                },
+            }
+            config.data_docs_sites = {
+                DOCS_SITE: {
+                    "class_name": "SiteBuilder",
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(self.docs_dir),
+                    },
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                }
+            }
+        self.context = gx.get_context(project_config=config, mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self.context.data_sources.add_pandas("lake")
+        self._definitions: dict[str, Any] = {}
+
+    def _definition(self, table_name: str, suite_name: str, checks: list[Check]) -> Any:
+        import great_expectations as gx
+
+        suite = gx.ExpectationSuite(suite_name, expectations=[_gx_expectation(c) for c in checks])
+        if suite_name in self._definitions:  # same table, new interval: arguments may differ
+            definition = self._definitions[suite_name]
+            definition.suite.expectations = suite.expectations
+            definition.suite.save()
+            return definition
+        try:
+            asset = self._source.get_asset(table_name)
+        except LookupError:
+            asset = self._source.add_dataframe_asset(table_name)
+        batch = asset.add_batch_definition_whole_dataframe(suite_name)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite_name, data=batch, suite=self.context.suites.add(suite))
+        )
+        self._definitions[suite_name] = definition
+        return definition
+
+    def validate(
+        self, table_name: str, suite_name: str, checks: list[Check], frame: pd.DataFrame, run_name: str
+    ) -> tuple[Any, str | None]:
+        """Run a suite on a frame; return GX's result and the Data Docs page (None without docs)."""
+        from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        definition = self._definition(table_name, suite_name, checks)
+        run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
+        result = definition.run(
+            batch_parameters={"dataframe": frame},
+            run_id=run_id,
+            result_format={"result_format": "COMPLETE", "partial_unexpected_count": 5},
+        )
+        if not self.docs_dir:
+            return result, None
+        result_id = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+            run_id=run_id,
+            batch_identifier=f"{self._source.name}-{table_name}",
+        )
+        self.docs_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.docs_dir / ".build.lock", "w") as lock:  # tasks of one interval run in parallel
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[result_id])
+        urls = self.context.get_docs_sites_urls(resource_identifier=result_id, site_name=DOCS_SITE)
+        page = urls[0]["site_url"] if urls else None
+        return result, unquote(page.removeprefix("file://")) if page else None
 
 
 def validate_frame(
-    batch_definition: Any,
+    session: GxSession,
     table: SourceTable,
     schema: pa.Schema,
     frame: pd.DataFrame,
     checks: list[Check],
     max_row_share: float = 0.05,
+    run_name: str = "adhoc",
 ) -> ValidationOutcome:
-    """Run the schema check and the suite; decide publish / split / block."""
+    """Run the schema check and the suite; decide publish / split / block.
+
+    A partition whose schema is wrong is not data-checked (the checks would only repeat the
+    schema error); its Data Docs page shows the column-set expectation alone."""
     failures = schema_failures(table, schema)
     row_reasons: dict[int, str] = {}
-    if not failures:
-        import great_expectations as gx
-
-        name = f"{table.name}_{SUITE_VERSION}"
-        suite = gx.ExpectationSuite(name, expectations=[_gx_expectation(c) for c in checks])
-        result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
-            suite, result_format={"result_format": "COMPLETE", "partial_unexpected_count": 5}
+    if failures:
+        columns = Check(
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": table.column_names, "exact_match": True},
+            "block",
+            "schema",
+        )
+        _, docs_page = session.validate(
+            table.name, f"{table.name}_schema_{SUITE_VERSION}", [columns], frame, run_name
+        )
+    else:
+        result, docs_page = session.validate(
+            table.name, f"{table.name}_{SUITE_VERSION}", checks, frame, run_name
         )
         for res in result.results:
             if res.success:
@@ -329,7 +424,7 @@ def validate_frame(
     else:
         decision = "publish"
     reasons = pd.Series(row_reasons, dtype="string").sort_index() if row_reasons else None
-    return ValidationOutcome(table.name, decision, rows, failures, reasons)
+    return ValidationOutcome(table.name, decision, rows, failures, reasons, docs_page=docs_page)
 
 
 def block_message(outcome: ValidationOutcome, interval: str, quarantine: str, docs: str | None) -> str:
@@ -464,7 +559,7 @@ def validate_partition(
     start: datetime,
     end: datetime,
     force_reason: str | None = None,
-    batch_definition: Any = None,
+    session: GxSession | None = None,
     log: logging.Logger | None = None,
 ) -> dict[str, Any]:
     """Validate one raw partition, then publish / split / quarantine it (see `release`).
@@ -477,7 +572,11 @@ def validate_partition(
     checks = suite_for(
         table, start, end, airports, carriers, expected_rows_from_history(lake_root, table, start, end)
     )
-    outcome = validate_frame(batch_definition or new_batch_definition(), table, schema, raw, checks)
+    key = interval_key(start, end)
+    session = session or GxSession()
+    outcome = validate_frame(session, table, schema, raw, checks, run_name=key)
+    if outcome.docs_page:
+        log.info("%s: Data Docs page of this validation: %s", table.name, outcome.docs_page)
     for failure in outcome.failures:
         log.warning(
             "%s %s: %s (%s%s) %d unexpected, e.g. %s",
@@ -499,7 +598,7 @@ def validate_partition(
     }
     if result.decision == "block":
         raise PartitionQuarantinedError(
-            block_message(outcome, interval_key(start, end), str(result.quarantine_dir), None)
+            block_message(outcome, key, str(result.quarantine_dir), outcome.docs_page)
         )
     if result.decision == "forced":
         log.warning("%s: FORCED publish despite %s; reason: %s", table.name, summary["failed"], force_reason)

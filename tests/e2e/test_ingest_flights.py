@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -146,10 +149,35 @@ def test_good_days_are_validated_and_no_row_disappears(two_days):
             assert published > 0
 
 
+def validated_extras(asset_name: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [
+            e.extra
+            for e in session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.name == asset_name)
+            ).all()
+        ]
+
+
+def test_each_validation_has_a_data_docs_page_listed_in_the_index(two_days):
+    docs = get_settings().data_docs_dir
+    pages = [x["data_docs_page"] for x in validated_extras("validated_flight_outcomes")]
+    assert len(pages) >= 2
+    index = (docs / "index.html").read_text()
+    for page in pages:
+        assert Path(page).is_file() and Path(page).is_relative_to(docs)
+        assert Path(page).relative_to(docs).as_posix() in index
+
+
 def test_corrupted_day_is_quarantined_then_force_published(
     no_retries, run_interval, ingest_dag, source_db, source_connection, tmp_path, capfd
 ):
-    import json
 
     bad_day = day(2026, 11, 15)
     corrupted = tmp_path / "corrupted.db"
@@ -171,6 +199,10 @@ def test_corrupted_day_is_quarantined_then_force_published(
     record = json.loads((quarantine_dir("flight_schedules", bad_day) / "reason.json").read_text())
     assert record["decision"] == "block" and "unknown_carrier" in record["failed"]
     assert not validated("flight_schedules", bad_day).exists()
+    page = re.search(r"Data Docs: (\S+\.html)", text).group(1)
+    assert page == record["data_docs_page"] and "/20261115T0000Z_20261116T0000Z/" in page
+    html = Path(page).read_text()
+    assert "Q9" in html and "values must belong to this set" in html
 
     forced = ingest_dag.test(
         logical_date=bad_day + timedelta(days=1),
@@ -183,19 +215,7 @@ def test_corrupted_day_is_quarantined_then_force_published(
 
 
 def test_validated_asset_events_only_for_published_days(two_days):
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        extras = [
-            e.extra
-            for e in session.scalars(
-                select(AssetEvent)
-                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-                .where(AssetModel.name == "validated_flight_schedules")
-            ).all()
-        ]
+    extras = validated_extras("validated_flight_schedules")
     assert extras and all(x["decision"] in ("publish", "split", "forced") for x in extras)
     assert {x["interval_start"] for x in extras if x["decision"] != "forced"} >= {
         D1.isoformat(),

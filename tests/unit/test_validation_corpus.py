@@ -16,9 +16,9 @@ from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
 from include.demo_source.build import load_2013
 from include.lake import conform
 from include.validation import (
+    GxSession,
     PartitionUnreadableError,
     block_message,
-    new_batch_definition,
     read_raw,
     suite_for,
     validate_frame,
@@ -45,24 +45,24 @@ def data():
 
 
 @pytest.fixture(scope="module")
-def batch_definition():
-    return new_batch_definition()
+def session():
+    return GxSession()
 
 
-def run(tmp_path, batch_definition, data, table, frame, expected_rows=None):
+def run(tmp_path, session, data, table, frame, expected_rows=None):
     path = tmp_path / "part.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
     schema, raw = read_raw(path)
     checks = suite_for(table, START, END, data["airports"], data["carriers"], expected_rows)
-    return validate_frame(batch_definition, table, schema, raw, checks)
+    return validate_frame(session, table, schema, raw, checks)
 
 
 def sched(data):
     return data["schedules"].copy()
 
 
-def test_good_day_publishes_everything(tmp_path, batch_definition, data):
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data), expected_rows=len(sched(data)))
+def test_good_day_publishes_everything(tmp_path, session, data):
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, sched(data), expected_rows=len(sched(data)))
     assert out.decision == "publish", out.failures
     assert out.summary()["published_rows"] == len(sched(data)) > 800
 
@@ -71,7 +71,7 @@ def test_good_day_publishes_everything(tmp_path, batch_definition, data):
     ("case", "reason"),
     [("missing_column", "missing_column"), ("extra_column", "extra_column"), ("wrong_type", "wrong_type")],
 )
-def test_schema_defects_block(tmp_path, batch_definition, data, case, reason):
+def test_schema_defects_block(tmp_path, session, data, case, reason):
     frame = sched(data)
     if case == "missing_column":
         frame = frame.drop(columns=["dest"])
@@ -79,7 +79,7 @@ def test_schema_defects_block(tmp_path, batch_definition, data, case, reason):
         frame["gate"] = "A1"
     else:
         frame["distance_mi"] = frame["distance_mi"].astype(str)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "block"
     assert [f.reason for f in out.blocking] == [reason]
     message = block_message(out, "20130101T0000Z_20130102T0000Z", "/q/path", "/docs/index.html")
@@ -89,16 +89,16 @@ def test_schema_defects_block(tmp_path, batch_definition, data, case, reason):
         assert "distance_mi: expected int64, found string" in message
 
 
-def test_null_keys_block(tmp_path, batch_definition, data):
+def test_null_keys_block(tmp_path, session, data):
     frame = sched(data)
     frame.loc[3, "flight_id"] = pd.NA
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "block" and "null_key" in out.summary()["failed"]
 
 
-def test_duplicate_keys_block(tmp_path, batch_definition, data):
+def test_duplicate_keys_block(tmp_path, session, data):
     frame = pd.concat([sched(data), sched(data).iloc[:2]], ignore_index=True)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "block" and "duplicate_key" in out.summary()["failed"]
 
 
@@ -106,52 +106,52 @@ def test_duplicate_keys_block(tmp_path, batch_definition, data):
     ("column", "value", "reason"),
     [("dest", "XXX", "unknown_airport"), ("carrier", "Q9", "unknown_carrier")],
 )
-def test_unknown_codes_quarantine_rows(tmp_path, batch_definition, data, column, value, reason):
+def test_unknown_codes_quarantine_rows(tmp_path, session, data, column, value, reason):
     frame = sched(data)
     frame.loc[[5, 9], column] = value
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "split"
     assert list(out.row_reasons.index) == [5, 9] and set(out.row_reasons) == {reason}
     s = out.summary()
     assert s["published_rows"] + s["quarantined_rows"] == s["rows"] == len(frame)
 
 
-def test_arrival_before_departure_quarantines_the_row(tmp_path, batch_definition, data):
+def test_arrival_before_departure_quarantines_the_row(tmp_path, session, data):
     frame = sched(data)
     frame.loc[7, "scheduled_arrival"] = frame.loc[7, "scheduled_departure"] - timedelta(hours=1)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "split" and out.row_reasons.to_dict() == {7: "arrival_before_departure"}
 
 
-def test_out_of_range_delay_quarantines_the_row(tmp_path, batch_definition, data):
+def test_out_of_range_delay_quarantines_the_row(tmp_path, session, data):
     frame = data["outcomes"].copy()
     idx = frame.index[frame["status"] == "arrived"][0]
     frame.loc[idx, "arr_delay_min"] = 5000.0
-    out = run(tmp_path, batch_definition, data, FLIGHT_OUTCOMES, frame)
+    out = run(tmp_path, session, data, FLIGHT_OUTCOMES, frame)
     assert out.decision == "split" and out.row_reasons.to_dict() == {idx: "out_of_range"}
 
 
-def test_empty_partition_publishes_with_a_warning(tmp_path, batch_definition, data):
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data).iloc[0:0])
+def test_empty_partition_publishes_with_a_warning(tmp_path, session, data):
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, sched(data).iloc[0:0])
     assert out.decision == "publish"
     assert {f.reason for f in out.warnings} == {"empty_partition", "stale_partition"}
 
 
-def test_volume_drop_of_90_percent_blocks(tmp_path, batch_definition, data):
+def test_volume_drop_of_90_percent_blocks(tmp_path, session, data):
     full = sched(data)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, full.iloc[: len(full) // 10], len(full))
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, full.iloc[: len(full) // 10], len(full))
     assert out.decision == "block" and "volume_drop" in out.summary()["failed"]
 
 
-def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, batch_definition, data):
+def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, session, data):
     frame = sched(data)
     frame.loc[0, "published_at"] = START - timedelta(hours=3)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "split" and out.row_reasons.to_dict() == {0: "other_interval"}
 
     many = sched(data)
     many.loc[: len(many) // 5, "published_at"] = END + timedelta(hours=1)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, many)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, many)
     assert out.decision == "block" and "row_share_exceeded" in out.summary()["failed"]
 
 
@@ -163,7 +163,7 @@ def test_truncated_parquet_is_unreadable(tmp_path, data):
         read_raw(path)
 
 
-def test_release_conserves_every_raw_row(tmp_path, batch_definition, data):
+def test_release_conserves_every_raw_row(tmp_path, session, data):
     import json
 
     from include.lake import read_partition
@@ -175,7 +175,7 @@ def test_release_conserves_every_raw_row(tmp_path, batch_definition, data):
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), raw_path)
     schema, raw = read_raw(raw_path)
     checks = suite_for(FLIGHT_SCHEDULES, START, END, data["airports"], data["carriers"])
-    out = validate_frame(batch_definition, FLIGHT_SCHEDULES, schema, raw, checks)
+    out = validate_frame(session, FLIGHT_SCHEDULES, schema, raw, checks)
     res = release(out, FLIGHT_SCHEDULES, raw_path, raw, tmp_path / "lake", START, END)
     published = read_partition(res.validated_path)
     quarantined = pq.read_table(f"{res.quarantine_dir}/rows.parquet").to_pandas()
@@ -186,7 +186,7 @@ def test_release_conserves_every_raw_row(tmp_path, batch_definition, data):
     assert reason["suite_version"] and reason["quarantined_rows"] == 2
 
 
-def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, batch_definition, data):
+def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, session, data):
     import json
 
     from include.validation import release
@@ -194,7 +194,7 @@ def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, 
     frame = sched(data).drop(columns=["dest"])
     raw_path = tmp_path / "raw.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), raw_path)
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, sched(data).drop(columns=["dest"]))
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, sched(data).drop(columns=["dest"]))
     _schema, raw = read_raw(raw_path)
     blocked = release(out, FLIGHT_SCHEDULES, raw_path, raw, tmp_path / "lake", START, END)
     assert blocked.decision == "block" and blocked.validated_path is None
@@ -202,7 +202,7 @@ def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, 
     assert reason["failed"] == ["missing_column"] and reason["quarantined_rows"] == len(raw)
 
     duplicated = pd.concat([sched(data), sched(data).iloc[:1]], ignore_index=True)
-    dup_out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, duplicated)
+    dup_out = run(tmp_path, session, data, FLIGHT_SCHEDULES, duplicated)
     _schema, dup_raw = read_raw(tmp_path / "part.parquet")
     forced = release(
         dup_out,
@@ -219,9 +219,31 @@ def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, 
     assert record["forced_publish_reason"] == "ops ticket 42: duplicate accepted"
 
 
-def test_stale_partition_warns(tmp_path, batch_definition, data):
+def test_stale_partition_warns(tmp_path, session, data):
     frame = sched(data)
     frame = frame[frame["published_at"] < START + timedelta(hours=12)]
-    out = run(tmp_path, batch_definition, data, FLIGHT_SCHEDULES, frame)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)
     assert out.decision == "publish"
     assert [f.reason for f in out.warnings] == ["stale_partition"]
+
+
+def test_data_docs_page_per_validation_and_one_index_across_sessions(tmp_path, data):
+    """Each task builds its own context; the site's index must still list every validation."""
+    from pathlib import Path
+
+    docs = tmp_path / "docs"
+    pages = []
+    for run_name, frame in (("day1", sched(data)), ("day2", sched(data).drop(columns=["dest"]))):
+        path = tmp_path / f"{run_name}.parquet"
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+        schema, raw = read_raw(path)
+        checks = suite_for(FLIGHT_SCHEDULES, START, END, data["airports"], data["carriers"], None)
+        out = validate_frame(
+            GxSession(docs, tmp_path / "results"), FLIGHT_SCHEDULES, schema, raw, checks, run_name=run_name
+        )
+        pages.append(Path(out.docs_page))
+    assert all(p.is_file() and p.is_relative_to(docs) for p in pages)
+    assert "/day1/" in pages[0].as_posix() and "/day2/" in pages[1].as_posix()
+    assert "dest" in pages[1].read_text()  # the schema-failed day shows its column-set expectation
+    index = (docs / "index.html").read_text()
+    assert all(p.relative_to(docs).as_posix() in index for p in pages)

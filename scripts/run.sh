@@ -62,8 +62,9 @@ cat <<MSG
 airflow-mlops is running ($(( $(date +%s) - started )) s).
   Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   login: admin / admin
   Look at      DAG ingest_flights: $DEMO_DAYS daily runs (extract_<table>, validate_<table>)
-               Assets: raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
-               Lake:   ${MLOPS_DATA_DIR}/lake/{raw,validated,quarantine}/<table>/interval=<start>_<end>/
+               Assets:    raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
+               Lake:      ${MLOPS_DATA_DIR}/lake/{raw,validated,quarantine}/<table>/interval=<start>_<end>/
+               Data Docs: ${MLOPS_DATA_DIR}/data_docs/index.html (each validate_<table> log names its page)
   Logs         $AIRFLOW_HOME/logs/standalone.log
   Stop         make stop
 MSG

@@ -19,6 +19,8 @@ FLIGHTS_SOURCE_CONN_ID = "flights_source"
 
 # Airflow pools (also in airflow_settings.yaml).
 SOURCE_DB_POOL = "flights_source_db"
+FEAST_REGISTRY_POOL = "feast_registry"  # one slot: registry writes never run concurrently
+FEAST_ONLINE_CONN_ID = "feast_online_store"  # only read when MLOPS_FEAST_ONLINE_STORE is redis/postgres
 
 
 def _env(name: str, default: str) -> str:
@@ -51,6 +53,16 @@ class Settings:
 
     schedule_lead_hours: float
     """How long before departure a flight's schedule is published in the source."""
+
+    feast_online_store: str
+    """Feast online store: sqlite (embedded, default) | redis | postgres (connection
+    `feast_online_store`)."""
+
+    feast_chunk_hours: int
+    """Materialization window per Feast call: memory stays flat however long the catch-up."""
+
+    prediction_lead_hours: float
+    """How long before scheduled departure the model predicts (features as of that instant)."""
 
     @property
     def source_db_path(self) -> Path:
@@ -85,4 +97,7 @@ def get_settings() -> Settings:
         scale_factor=int(_env("MLOPS_SCALE_FACTOR", "1")),
         reporting_lag_hours=float(_env("MLOPS_REPORTING_LAG_HOURS", "6")),
         schedule_lead_hours=float(_env("MLOPS_SCHEDULE_LEAD_HOURS", "24")),
+        feast_online_store=_env("MLOPS_FEAST_ONLINE_STORE", "sqlite").lower(),
+        feast_chunk_hours=int(_env("MLOPS_FEAST_CHUNK_HOURS", "24")),
+        prediction_lead_hours=float(_env("MLOPS_PREDICTION_LEAD_HOURS", "2")),
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 LogicalType = Literal["int64", "float64", "string", "timestamp"]
-TableKind = Literal["event", "reference"]
+TableKind = Literal["event", "reference", "feature"]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The lake: partitions keyed by data interval, written atomically and reproducibly.
 
 Layout: ``<lake_root>/<zone>/<table>/interval=<start>_<end>/part-0.parquet`` with zone one of
-raw, validated, quarantine. A partition is written to a temporary file in the same folder
+raw, validated, quarantine, features. A partition is written to a temporary file in the same folder
 and renamed into place, so readers never see half a file and a crashed task leaves nothing
 behind. Rows are sorted by the table's key and the schema is fixed by include/dataset.py,
 so a rerun of the same interval on the same source rows gives a byte-identical file.
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from include.dataset import LogicalType, SourceTable
 
-Zone = Literal["raw", "validated", "quarantine"]
+Zone = Literal["raw", "validated", "quarantine", "features"]
 
 _ARROW_TYPES: dict[LogicalType, pa.DataType] = {
     "int64": pa.int64(),
@@ -152,3 +152,28 @@ def write_partition(
 
 def read_partition(path: str | Path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
+
+
+def parse_interval_key(key: str) -> tuple[datetime, datetime]:
+    """Inverse of `interval_key`."""
+    start, end = key.split("_")
+    fmt = "%Y%m%dT%H%MZ"
+    return (
+        datetime.strptime(start, fmt).replace(tzinfo=UTC),
+        datetime.strptime(end, fmt).replace(tzinfo=UTC),
+    )
+
+
+def partitions_between(
+    lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime
+) -> list[Path]:
+    """The partitions of `table` whose interval lies inside [start, end), oldest first.
+
+    Reads only the folder listing: a day's feature run opens just the window it needs."""
+    folder = Path(lake_root) / zone / table
+    found = []
+    for part in folder.glob("interval=*/part-0.parquet") if folder.is_dir() else []:
+        lo, hi = parse_interval_key(part.parent.name.removeprefix("interval="))
+        if lo >= _utc(start) and hi <= _utc(end):
+            found.append((lo, part))
+    return [p for _, p in sorted(found)]

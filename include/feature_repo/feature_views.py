@@ -1,0 +1,62 @@
+"""Feature views: recent delay statistics per plane, carrier and route; weather per origin hour.
+
+ttl bounds staleness: a statistic is recomputed every interval (day), so one older than 2 days
+means ingestion stopped; an observation older than 3 h is not "the weather now". Past the ttl a
+training row gets a missing value (and its missing indicator) instead of a stale number.
+"""
+
+from datetime import timedelta
+
+from feast import FeatureView, Field
+from feast.types import Float64, Int64
+
+from include.feature_repo.entities import carrier, dest, origin, plane
+from include.feature_repo.sources import (
+    carrier_delay_stats_source,
+    origin_weather_source,
+    plane_delay_stats_source,
+    route_delay_stats_source,
+)
+from include.features.engineering import CARRIER_STATS, PLANE_STATS, ROUTE_STATS, WEATHER_FEATURES, StatsSpec
+
+STATS_TTL = timedelta(days=2)
+WEATHER_TTL = timedelta(hours=3)
+
+
+def _stats_fields(spec: StatsSpec) -> list[Field]:
+    kinds = [Int64, Float64, Float64, Float64]
+    return [Field(name=n, dtype=t) for n, t in zip(spec.feature_names, kinds, strict=True)]
+
+
+plane_delay_stats = FeatureView(
+    name=PLANE_STATS.name,
+    entities=[plane],
+    ttl=STATS_TTL,
+    schema=_stats_fields(PLANE_STATS),
+    source=plane_delay_stats_source,
+    description=PLANE_STATS.description,
+)
+carrier_delay_stats = FeatureView(
+    name=CARRIER_STATS.name,
+    entities=[carrier],
+    ttl=STATS_TTL,
+    schema=_stats_fields(CARRIER_STATS),
+    source=carrier_delay_stats_source,
+    description=CARRIER_STATS.description,
+)
+route_delay_stats = FeatureView(
+    name=ROUTE_STATS.name,
+    entities=[origin, dest],
+    ttl=STATS_TTL,
+    schema=_stats_fields(ROUTE_STATS),
+    source=route_delay_stats_source,
+    description=ROUTE_STATS.description,
+)
+origin_weather = FeatureView(
+    name="origin_weather",
+    entities=[origin],
+    ttl=WEATHER_TTL,
+    schema=[Field(name=n, dtype=Float64) for n in WEATHER_FEATURES],
+    source=origin_weather_source,
+    description="Latest hourly weather observed at the origin airport.",
+)

@@ -1,0 +1,74 @@
+"""Feature partitions in the lake: read the window a day needs, write the day's feature rows.
+
+`<lake>/features/<feature table>/interval=<start>_<end>/part-0.parquet`, atomic and sorted like
+every partition, so recomputing an interval gives the same bytes. Feast's sources read these
+folders (include/feature_repo/sources.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
+from include.features.engineering import (
+    FEATURE_TABLES,
+    LONGEST_WINDOW,
+    SCHEDULE_LOOKBACK,
+    features_for_interval,
+)
+from include.lake import (
+    PartitionInfo,
+    conform,
+    interval_key,
+    partition_path,
+    partitions_between,
+    read_partition,
+    write_partition,
+)
+
+
+class MissingValidatedPartitionError(RuntimeError):
+    """The interval's own validated partition is not in the lake (not ingested, or quarantined)."""
+
+
+def feature_source_dir(lake_root: str | Path, feature_table: str) -> Path:
+    return Path(lake_root) / "features" / feature_table
+
+
+def read_validated(lake_root: str | Path, table: SourceTable, start: datetime, end: datetime) -> pd.DataFrame:
+    """Every validated row of `table` in the partitions inside [start, end)."""
+    frames = [read_partition(p) for p in partitions_between(lake_root, "validated", table.name, start, end)]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return conform(pd.DataFrame(columns=table.column_names), table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_interval_features(
+    lake_root: str | Path, start: datetime, end: datetime
+) -> dict[str, PartitionInfo]:
+    """Compute and write every feature table's partition for [start, end).
+
+    Reads only the window the statistics need: outcomes of the last LONGEST_WINDOW, their
+    schedules (SCHEDULE_LOOKBACK earlier), and the interval's weather."""
+    for table in (FLIGHT_OUTCOMES, WEATHER_OBSERVATIONS):
+        path = partition_path(lake_root, "validated", table.name, start, end)
+        if not path.is_file():
+            raise MissingValidatedPartitionError(
+                f"no validated {table.name} partition for interval {interval_key(start, end)} "
+                f"(expected {path}). Run or clear ingest_flights for that interval (or release its "
+                "quarantine), then clear this task."
+            )
+    outcomes = read_validated(lake_root, FLIGHT_OUTCOMES, end - LONGEST_WINDOW, end)
+    schedules = read_validated(lake_root, FLIGHT_SCHEDULES, end - LONGEST_WINDOW - SCHEDULE_LOOKBACK, end)
+    weather = read_validated(lake_root, WEATHER_OBSERVATIONS, start, end)
+    tables = features_for_interval(schedules, outcomes, weather, start, end)
+    return {
+        name: write_partition(
+            conform(frame, FEATURE_TABLES[name]), FEATURE_TABLES[name], lake_root, "features", start, end
+        )
+        for name, frame in tables.items()
+    }

@@ -1,0 +1,259 @@
+"""The Feast store: open it, apply definitions only when they changed, materialize, verify.
+
+Registry and online store live under `<data>/feast/`; the offline store reads the lake's feature
+partitions. Which online store serves is ONE setting, `MLOPS_FEAST_ONLINE_STORE`
+(sqlite | redis | postgres); redis and postgres take host, port, credentials from the Airflow
+connection `feast_online_store`, passed in by the caller as a plain dict (secrets never live in
+files of this project).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from include.config import PROJECT_DIR, Settings
+from include.features.engineering import EVENT_TIMESTAMP, FEATURE_TABLES
+from include.features.partitions import feature_source_dir
+from include.lake import interval_key, partitions_between
+
+FEATURE_REPO_DIR = PROJECT_DIR / "include" / "feature_repo"
+FEATURE_SERVICE = "flight_delay_v1"
+ONLINE_STORE_KINDS = ("sqlite", "redis", "postgres")
+
+
+class OnlineStoreMismatchError(RuntimeError):
+    """Online reads after materialization differ from the latest offline feature rows."""
+
+
+def feast_dir(settings: Settings) -> Path:
+    return settings.data_dir / "feast"
+
+
+def online_store_config(kind: str, settings: Settings, conn: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `online_store` block of Feast's config for `kind`, from an Airflow connection's fields."""
+    if kind == "sqlite":
+        return {"type": "sqlite", "path": str(feast_dir(settings) / "online_store.db")}
+    if kind not in ONLINE_STORE_KINDS:
+        raise ValueError(f"MLOPS_FEAST_ONLINE_STORE={kind!r}: choose one of {', '.join(ONLINE_STORE_KINDS)}")
+    if not conn or not conn.get("host"):
+        raise ValueError(
+            f"online store {kind!r} needs the Airflow connection 'feast_online_store' (host, port, "
+            "login, password, schema); add it in Admin > Connections or airflow_settings.yaml"
+        )
+    if kind == "redis":
+        target = f"{conn['host']}:{conn.get('port') or 6379}"
+        if conn.get("password"):
+            target += f",password={conn['password']}"
+        if conn.get("schema"):
+            target += f",db={conn['schema']}"
+        return {"type": "redis", "connection_string": target}
+    return {
+        "type": "postgres",
+        "host": conn["host"],
+        "port": int(conn.get("port") or 5432),
+        "database": conn.get("schema") or "feast",
+        "db_schema": "public",
+        "user": conn.get("login") or "",
+        "password": conn.get("password") or "",
+    }
+
+
+def repo_config_dict(settings: Settings, online_conn: dict[str, Any] | None = None) -> dict[str, Any]:
+    """feature_store.yaml with the environment filled in and the chosen online store."""
+    os.environ.setdefault("MLOPS_DATA_DIR", str(settings.data_dir))
+    os.environ.setdefault("FEAST_USAGE", "False")  # no telemetry: no network here, calls would hang
+    raw = yaml.safe_load(os.path.expandvars((FEATURE_REPO_DIR / "feature_store.yaml").read_text()))
+    raw["online_store"] = online_store_config(settings.feast_online_store, settings, online_conn)
+    return raw
+
+
+def open_store(settings: Settings, online_conn: dict[str, Any] | None = None) -> Any:
+    """A FeatureStore on the project's repo (imports Feast: call inside tasks)."""
+    logging.getLogger("feast").setLevel(logging.WARNING)  # "Registry cache expired" on every call
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    feast_dir(settings).mkdir(parents=True, exist_ok=True)
+    config = RepoConfig(repo_path=FEATURE_REPO_DIR, **repo_config_dict(settings, online_conn))
+    return FeatureStore(config=config)
+
+
+def definitions() -> list[Any]:
+    """Every Feast object of the repo, once each (modules import each other's objects)."""
+    from include.feature_repo import entities, feature_services, feature_views, sources
+
+    found: dict[tuple[str, str], Any] = {}
+    for module in (entities, sources, feature_views, feature_services):
+        for value in vars(module).values():
+            if type(value).__module__.startswith("feast.") and isinstance(getattr(value, "name", None), str):
+                found.setdefault((type(value).__name__, value.name), value)
+    return list(found.values())
+
+
+def definitions_hash(settings: Settings) -> str:
+    """Hash of the repo's files and the resolved config: what `feast apply` would register."""
+    digest = hashlib.sha256()
+    for path in [*sorted(FEATURE_REPO_DIR.glob("*.py")), FEATURE_REPO_DIR / "feature_store.yaml"]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update((PROJECT_DIR / "include" / "features" / "engineering.py").read_bytes())  # names, specs
+    resolved = {"lake": settings.lake_root, "data": str(settings.data_dir)}
+    digest.update(json.dumps(resolved, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def apply_if_changed(store: Any, settings: Settings, log: logging.Logger) -> dict[str, Any]:
+    """`feast apply` the repo's definitions when their hash differs from the last applied one.
+
+    Callers serialise registry writes (the DAG runs this in a one-slot pool)."""
+    marker = feast_dir(settings) / "applied_definitions.sha256"
+    wanted = definitions_hash(settings)
+    registry = Path(store.config.registry.path)
+    if marker.is_file() and marker.read_text().strip() == wanted and registry.is_file():
+        log.info("Feast definitions unchanged (%s…): nothing to apply", wanted[:12])
+        return {"applied": False, "definitions_sha256": wanted}
+    objects = definitions()
+    store.apply(objects)
+    fd, tmp = tempfile.mkstemp(dir=marker.parent, prefix=".applied.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(wanted + "\n")
+    os.replace(tmp, marker)
+    log.info("Feast apply: %d objects registered (definitions %s…)", len(objects), wanted[:12])
+    return {"applied": True, "definitions_sha256": wanted, "objects": len(objects)}
+
+
+def materialized_until(store: Any) -> datetime | None:
+    """The latest end of any materialization recorded in the registry."""
+    ends = [end for fv in store.list_feature_views() for _, end in (fv.materialization_intervals or [])]
+    return max(ends).astimezone(UTC) if ends else None
+
+
+def chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut into consecutive windows of at most `size`, oldest first."""
+    out, lo = [], start
+    while lo < end:
+        out.append((lo, min(lo + size, end)))
+        lo = out[-1][1]
+    return out
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    window_start: str
+    window_end: str
+    chunks: int
+    rows_offered: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def materialize_interval(
+    store: Any, settings: Settings, start: datetime, end: datetime, log: logging.Logger
+) -> MaterializeResult:
+    """Materialize [start, end) into the online store, in chunks, oldest first.
+
+    Feast's SQLite online store overwrites a key whatever the timestamps, so an interval
+    materialized after a later one would put older values online. The window therefore runs
+    to the latest end already materialized: later chunks rewrite the newest values last, and
+    the final state is the same in any order of intervals."""
+    latest = materialized_until(store)
+    window_end = max(end, latest) if latest else end
+    parts = chunks(start, window_end, timedelta(hours=settings.feast_chunk_hours))
+    names = list(FEATURE_TABLES)
+    for lo, hi in parts:
+        with contextlib.redirect_stdout(io.StringIO()):  # Feast prints coloured progress to stdout
+            store.materialize(start_date=lo, end_date=hi, feature_views=names)
+    rows = sum(
+        _rows(p)
+        for name in names
+        for p in partitions_between(settings.lake_root, "features", name, start, window_end)
+    )
+    log.info(
+        "materialized %s .. %s in %d chunk(s) of <= %s h (%d feature rows offered)",
+        start.isoformat(),
+        window_end.isoformat(),
+        len(parts),
+        settings.feast_chunk_hours,
+        rows,
+    )
+    return MaterializeResult(start.isoformat(), window_end.isoformat(), len(parts), rows)
+
+
+def _rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(path).num_rows
+
+
+def latest_offline_rows(settings: Settings, table: str, until: datetime, ttl: timedelta) -> pd.DataFrame:
+    """Per key, the newest feature row with a timestamp before `until` (within `ttl`)."""
+    spec = FEATURE_TABLES[table]
+    keys = [k for k in spec.key if k != EVENT_TIMESTAMP]
+    paths = partitions_between(settings.lake_root, "features", table, until - ttl - timedelta(days=1), until)
+    frames = [pd.read_parquet(p) for p in paths]
+    if not frames:
+        return pd.DataFrame(columns=spec.column_names)
+    rows = pd.concat(frames, ignore_index=True)
+    rows = rows[rows[EVENT_TIMESTAMP] < until].sort_values(EVENT_TIMESTAMP, kind="mergesort")
+    return rows.drop_duplicates(keys, keep="last")
+
+
+def verify_online(
+    store: Any, settings: Settings, start: datetime, end: datetime, sample: int, log: logging.Logger
+) -> dict[str, int]:
+    """Online reads for a sample of the interval's keys must equal the latest offline values.
+
+    Returns the number of keys checked per feature view; raises OnlineStoreMismatchError."""
+    until = max(end, materialized_until(store) or end)
+    checked: dict[str, int] = {}
+    mismatches: list[str] = []
+    for spec_name, table in FEATURE_TABLES.items():
+        fv = store.get_feature_view(spec_name)
+        keys = [k for k in table.key if k != EVENT_TIMESTAMP]
+        features = [c for c in table.column_names if c not in table.key]
+        interval_rows = pd.read_parquet(
+            feature_source_dir(settings.lake_root, spec_name) / f"interval={interval_key(start, end)}"
+        )
+        expected = latest_offline_rows(settings, spec_name, until, fv.ttl)
+        sample_keys = interval_rows[keys].drop_duplicates().head(sample)
+        if sample_keys.empty:
+            checked[spec_name] = 0
+            continue
+        want = sample_keys.merge(expected, on=keys, how="left")
+        got = store.get_online_features(
+            features=[f"{spec_name}:{f}" for f in features],
+            entity_rows=sample_keys.to_dict("records"),
+        ).to_df()
+        merged = want.merge(got, on=keys, suffixes=("_offline", "_online"))
+        for f in features:
+            a = pd.to_numeric(merged[f"{f}_offline"], errors="coerce").to_numpy(dtype=float)
+            b = pd.to_numeric(merged[f"{f}_online"], errors="coerce").to_numpy(dtype=float)
+            bad = ~(((a == b) | (abs(a - b) <= 1e-9 * abs(a).clip(min=1))) | (pd.isna(a) & pd.isna(b)))
+            if bad.any():
+                mismatches.append(f"{spec_name}.{f}: {int(bad.sum())} of {len(merged)} keys differ")
+        checked[spec_name] = len(merged)
+    if mismatches:
+        raise OnlineStoreMismatchError(
+            "online store does not serve the latest offline features for interval "
+            f"{interval_key(start, end)}: "
+            + "; ".join(mismatches)
+            + ". Re-run materialize_features for the interval; if it persists, rebuild the online store "
+            "(README 'On call' > 'Online features differ')."
+        )
+    log.info("online reads equal the latest offline values for %s", checked)
+    return checked

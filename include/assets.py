@@ -34,3 +34,7 @@ def validated(table: str) -> AssetName:
 VALIDATED_ASSETS: dict[str, AssetName] = {
     t.name: validated(t.name) for t in SOURCE_TABLES if t.kind == "event"
 }
+
+
+ONLINE_FEATURES = AssetName(name="flight_features", uri="feast://flights/flight_delay_v1")
+"""Feast's online store holds the features of an interval (materialized and verified)."""

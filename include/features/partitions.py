@@ -7,7 +7,7 @@ folders (include/feature_repo/sources.py).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -72,3 +72,21 @@ def write_interval_features(
         )
         for name, frame in tables.items()
     }
+
+
+def intervals_to_process(
+    event_extras: list[dict], interval_start: str | None, days: int
+) -> list[tuple[datetime, datetime]]:
+    """The intervals a features run handles, oldest first.
+
+    From the triggering validated-asset events (their `interval_start`/`interval_end`), or, for
+    a manual run, `days` daily intervals from the date `interval_start`."""
+    found = {
+        (datetime.fromisoformat(x["interval_start"]), datetime.fromisoformat(x["interval_end"]))
+        for x in event_extras
+        if x and x.get("interval_start") and x.get("interval_end")
+    }
+    if interval_start:
+        first = datetime.fromisoformat(interval_start).replace(tzinfo=UTC)
+        found |= {(first + timedelta(days=k), first + timedelta(days=k + 1)) for k in range(days)}
+    return sorted(found)

@@ -137,9 +137,11 @@ def apply_if_changed(store: Any, settings: Settings, log: logging.Logger) -> dic
 
 
 def materialized_until(store: Any) -> datetime | None:
-    """The latest end of any materialization recorded in the registry."""
+    """The latest (exclusive) end of any materialization recorded in the registry.
+
+    We pass Feast inclusive ends one microsecond before the interval's end; add it back."""
     ends = [end for fv in store.list_feature_views() for _, end in (fv.materialization_intervals or [])]
-    return max(ends).astimezone(UTC) if ends else None
+    return (max(ends) + timedelta(microseconds=1)).astimezone(UTC) if ends else None
 
 
 def chunks(start: datetime, end: datetime, size: timedelta) -> list[tuple[datetime, datetime]]:
@@ -177,7 +179,8 @@ def materialize_interval(
     names = list(FEATURE_TABLES)
     for lo, hi in parts:
         with contextlib.redirect_stdout(io.StringIO()):  # Feast prints coloured progress to stdout
-            store.materialize(start_date=lo, end_date=hi, feature_views=names)
+            # Feast's window includes its end; [lo, hi) must not take the next interval's first row.
+            store.materialize(start_date=lo, end_date=hi - timedelta(microseconds=1), feature_views=names)
     rows = sum(
         _rows(p)
         for name in names

@@ -27,6 +27,13 @@ EXPECTED_TASKS = {
         "validate_flight_outcomes",
         "validate_weather_observations",
     },
+    "materialize_features": {
+        "plan_intervals",
+        "apply_definitions",
+        "build_feature_partitions",
+        "materialize_online",
+        "verify_online_reads",
+    },
 }
 
 

@@ -1,0 +1,175 @@
+"""
+### materialize_features: validated days → feature partitions → Feast online store
+
+**When it runs.** Whenever both `validated_flight_outcomes` and `validated_weather_observations`
+have new events (ingest_flights published a day). The intervals come from those events'
+extras; a manual run takes Params `interval_start` (a date) and `days`.
+
+**What it does.**
+1. `apply_definitions`: `feast apply` of `include/feature_repo`, only when its files or resolved
+   config changed (hash in `<data>/feast/applied_definitions.sha256`). Pool `feast_registry` (one
+   slot): registry writes never run concurrently.
+2. `build_feature_partitions`: per interval, the plane / carrier / route delay statistics as of
+   the interval's end (outcomes reported in the last 7 or 28 days only) and the origin's hourly
+   weather, to `<lake>/features/<view>/interval=<start>_<end>/part-0.parquet`. Atomic; a rerun
+   rewrites the same bytes.
+3. `materialize_online`: Feast materialize from the interval's start to the latest end already
+   materialized, in chunks of `MLOPS_FEAST_CHUNK_HOURS` (memory stays flat), oldest first, so the
+   newest values win whatever order intervals arrive in.
+4. `verify_online_reads`: online reads for a sample of the interval's keys must equal the latest
+   offline rows; then the `flight_features` asset is emitted with counts.
+
+**When a task is red** (runbook: README.md, *On call*).
+- `MissingValidatedPartitionError`: the interval's validated outcomes or weather are missing
+  (not ingested, or quarantined). Fix ingest_flights for that interval, then clear this run.
+- `OnlineStoreMismatchError`: the online store does not serve what the offline rows say. Clear
+  `materialize_online`; if it persists, delete `<data>/feast/online_store.db` and re-run the
+  latest intervals.
+- Anything from Feast at `apply_definitions`: a definition in `include/feature_repo` is invalid;
+  run `make feast ARGS=plan` locally to see why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+from include.assets import ONLINE_FEATURES, VALIDATED_ASSETS, AssetName
+from include.config import FEAST_ONLINE_CONN_ID, FEAST_REGISTRY_POOL
+
+
+def _asset(spec: AssetName) -> Asset:
+    return Asset(name=spec.name, uri=spec.uri)
+
+
+def _store():
+    """Feast store of the project; the online store's secrets come from an Airflow connection."""
+    from airflow.sdk import BaseHook
+
+    from include.config import get_settings
+    from include.features.store import open_store
+
+    settings = get_settings()
+    conn = None
+    if settings.feast_online_store != "sqlite":
+        c = BaseHook.get_connection(FEAST_ONLINE_CONN_ID)
+        conn = {"host": c.host, "port": c.port, "login": c.login, "password": c.password, "schema": c.schema}
+    return settings, open_store(settings, conn)
+
+
+@dag(
+    schedule=(_asset(VALIDATED_ASSETS["flight_outcomes"]) & _asset(VALIDATED_ASSETS["weather_observations"])),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=2),
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+    },
+    tags=["mlops", "features", "feast"],
+    doc_md=__doc__,
+    params={
+        "interval_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Manual run: first day (UTC) to process.",
+        ),
+        "days": Param(1, type="integer", minimum=1, maximum=92, description="Manual run: how many days."),
+    },
+)
+def materialize_features() -> None:
+    @task
+    def plan_intervals(**context) -> list[list[str]]:
+        """The intervals of the triggering validated-asset events (or of the Params)."""
+        from include.features.partitions import intervals_to_process
+
+        events = context.get("triggering_asset_events") or {}
+        extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
+        params = context["params"]
+        intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
+        if not intervals:
+            raise ValueError("nothing to process: no triggering asset events and no Params interval_start")
+        return [[s.isoformat(), e.isoformat()] for s, e in intervals]
+
+    @task(pool=FEAST_REGISTRY_POOL)
+    def apply_definitions() -> dict:
+        """`feast apply` when the feature repo changed (hash), else nothing."""
+        import logging
+
+        settings, store = _store()
+        from include.features.store import apply_if_changed
+
+        return apply_if_changed(store, settings, logging.getLogger("airflow.task"))
+
+    @task
+    def build_feature_partitions(intervals: list[list[str]]) -> dict:
+        """Feature rows of each interval, written to the lake's features zone."""
+        from include.config import get_settings
+        from include.features.partitions import write_interval_features
+
+        rows: dict[str, int] = {}
+        for start, end in intervals:
+            infos = write_interval_features(
+                get_settings().lake_root, datetime.fromisoformat(start), datetime.fromisoformat(end)
+            )
+            for name, info in infos.items():
+                rows[name] = rows.get(name, 0) + info.rows
+        return {"intervals": len(intervals), "rows": rows}
+
+    @task(pool=FEAST_REGISTRY_POOL)
+    def materialize_online(intervals: list[list[str]], _applied: dict, _built: dict) -> list[dict]:
+        """Materialize each interval (chunked, oldest first, up to the latest materialized end)."""
+        import logging
+
+        from include.features.store import materialize_interval
+
+        settings, store = _store()
+        log = logging.getLogger("airflow.task")
+        return [
+            materialize_interval(
+                store, settings, datetime.fromisoformat(s), datetime.fromisoformat(e), log
+            ).as_dict()
+            for s, e in intervals
+        ]
+
+    @task(outlets=[_asset(ONLINE_FEATURES)])
+    def verify_online_reads(intervals: list[list[str]], materialized: list[dict], **context) -> dict:
+        """Online reads for a sample of keys equal the latest offline rows; emit the asset."""
+        import logging
+
+        from include.features.store import FEATURE_SERVICE, verify_online
+
+        settings, store = _store()
+        checked = {}
+        for s, e in intervals:
+            checked[s] = verify_online(
+                store,
+                settings,
+                datetime.fromisoformat(s),
+                datetime.fromisoformat(e),
+                100,
+                logging.getLogger("airflow.task"),
+            )
+        summary = {
+            "feature_service": FEATURE_SERVICE,
+            "intervals": intervals,
+            "latest_interval_end": intervals[-1][1],
+            "materialized_until": max(m["window_end"] for m in materialized),
+            "rows_offered": sum(m["rows_offered"] for m in materialized),
+            "keys_verified": sum(sum(c.values()) for c in checked.values()),
+        }
+        context["outlet_events"][_asset(ONLINE_FEATURES)].extra = summary
+        return summary
+
+    intervals = plan_intervals()
+    applied = apply_definitions()
+    built = build_feature_partitions(intervals)
+    materialized = materialize_online(intervals, applied, built)
+    verify_online_reads(intervals, materialized)
+
+
+materialize_features()

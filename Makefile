@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DAYS ?= 14
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock run stop source test lint format test-dags test-unit test-e2e bench clean
+.PHONY: help venv lock run stop source test lint format test-dags test-unit test-e2e feast bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ test-unit: venv ## unit tests only
 
 test-e2e: venv ## end-to-end tests only (Airflow, real source database)
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="feature-views list"
+	MLOPS_DATA_DIR=$${MLOPS_DATA_DIR:-$(CURDIR)/data} PYTHONPATH=$(CURDIR) FEAST_USAGE=False \
+	  $(VENV)/bin/feast -c include/feature_repo $(ARGS)
 
 bench: venv ## benchmarks: print figures and write them to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py

@@ -1,10 +1,12 @@
-"""Wait until a running Airflow reaches the demo state: ingestion done for the last N days.
+"""Wait until a running Airflow reaches the demo state: the last N days ingested and their
+features materialized into the online store.
 
 Usage: python scripts/demo_state.py [--days 14] [--timeout 600]
 
 scripts/run.sh queues the runs (a bounded backfill, created before the scheduler starts);
 this waits for the DAGs to be parsed (fails on import errors), makes sure they are unpaused,
-and waits until every interval of the window has succeeded, printing progress.
+and waits until every interval of the window has succeeded, then until materialize_features
+(triggered by the validated assets) has covered every one of them, printing progress.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from airflow_api import AirflowAPI
 from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 
 DAG_ID = "ingest_flights"
+FEATURES_DAG_ID = "materialize_features"
 
 
 def wanted_intervals(today: date, days: int) -> list[date]:
@@ -71,7 +74,7 @@ def main(argv: list[str]) -> int:
         failed = [d for d in wanted if states.get(d) == "failed"]
         print(f"  {DAG_ID}: {len(done)}/{len(wanted)} intervals succeeded", flush=True)
         if len(done) == len(wanted):
-            return 0
+            return wait_for_features(api, wanted, args.timeout)
         if failed and not any(states.get(d) in ("running", "queued") for d in wanted):
             print(f"{DAG_ID} failed for {failed}: open the Airflow UI for the task logs", file=sys.stderr)
             return 1
@@ -84,6 +87,41 @@ def main(argv: list[str]) -> int:
             return 1
         if time.monotonic() - started > args.timeout:
             print(f"timed out after {args.timeout:.0f} s waiting for {DAG_ID}", file=sys.stderr)
+            return 1
+        time.sleep(5)
+
+
+def materialized_days(api: AirflowAPI, runs: list[dict]) -> set[date]:
+    """Start days of the intervals that successful materialize_features runs verified online."""
+    days: set[date] = set()
+    for run in runs:
+        if run["state"] != "success":
+            continue
+        path = (
+            f"/api/v2/dags/{FEATURES_DAG_ID}/dagRuns/{run['dag_run_id']}"
+            "/taskInstances/verify_online_reads/xcomEntries/return_value?deserialize=true"
+        )
+        value = api.get(path).get("value") or {}
+        for start, _ in value.get("intervals", []):
+            days.add(datetime.fromisoformat(start).date())
+    return days
+
+
+def wait_for_features(api: AirflowAPI, wanted: list[date], timeout: float) -> int:
+    started = time.monotonic()
+    while True:
+        runs = api.dag_runs(FEATURES_DAG_ID)
+        covered = materialized_days(api, runs)
+        done = [d for d in wanted if d in covered]
+        busy = any(r["state"] in ("running", "queued") for r in runs)
+        print(f"  {FEATURES_DAG_ID}: {len(done)}/{len(wanted)} intervals online", flush=True)
+        if len(done) == len(wanted):
+            return 0
+        if not busy and any(r["state"] == "failed" for r in runs):
+            print(f"{FEATURES_DAG_ID} failed: open the Airflow UI for the task logs", file=sys.stderr)
+            return 1
+        if time.monotonic() - started > timeout:
+            print(f"timed out after {timeout:.0f} s waiting for {FEATURES_DAG_ID}", file=sys.stderr)
             return 1
         time.sleep(5)
 

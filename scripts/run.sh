@@ -50,7 +50,7 @@ else
   echo $! > "$pidfile"
 fi
 
-echo "==> waiting for the scheduler to ingest the last $DEMO_DAYS days"
+echo "==> waiting for the scheduler to ingest the last $DEMO_DAYS days and materialize their features"
 if ! "$PY" scripts/demo_state.py --days "$DEMO_DAYS"; then
   echo "make run: the demo state was not reached; Airflow keeps running (make stop to stop it)." >&2
   tail -n 20 "$AIRFLOW_HOME/logs/standalone.log" >&2 || true
@@ -65,6 +65,8 @@ airflow-mlops is running ($(( $(date +%s) - started )) s).
                Assets:    raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
                Lake:      ${MLOPS_DATA_DIR}/lake/{raw,validated,quarantine}/<table>/interval=<start>_<end>/
                Data Docs: ${MLOPS_DATA_DIR}/data_docs/index.html (each validate_<table> log names its page)
+               DAG materialize_features: one run per batch of validated days; asset flight_features
+               Feast:     make feast ARGS="feature-views list"   (online store ${MLOPS_DATA_DIR}/feast/online_store.db)
   Logs         $AIRFLOW_HOME/logs/standalone.log
   Stop         make stop
 MSG

@@ -94,21 +94,20 @@ def open_store(settings: Settings, online_conn: dict[str, Any] | None = None) ->
 
 
 def definitions() -> list[Any]:
-    """Every Feast object of the repo, once each (modules import each other's objects)."""
-    from include.feature_repo import entities, feature_services, feature_views, sources
+    """Every Feast object of the repo (include/feature_repo/repo.py lists them)."""
+    from include.feature_repo import repo
 
-    found: dict[tuple[str, str], Any] = {}
-    for module in (entities, sources, feature_views, feature_services):
-        for value in vars(module).values():
-            if type(value).__module__.startswith("feast.") and isinstance(getattr(value, "name", None), str):
-                found.setdefault((type(value).__name__, value.name), value)
-    return list(found.values())
+    return [*repo.ENTITIES, *repo.SOURCES, *repo.FEATURE_VIEWS, *repo.FEATURE_SERVICES]
 
 
 def definitions_hash(settings: Settings) -> str:
     """Hash of the repo's files and the resolved config: what `feast apply` would register."""
     digest = hashlib.sha256()
-    for path in [*sorted(FEATURE_REPO_DIR.glob("*.py")), FEATURE_REPO_DIR / "feature_store.yaml"]:
+    for path in [
+        *sorted(FEATURE_REPO_DIR.glob("*.py")),
+        FEATURE_REPO_DIR / "feature_store.yaml",
+        FEATURE_REPO_DIR / ".feastignore",
+    ]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((PROJECT_DIR / "include" / "features" / "engineering.py").read_bytes())  # names, specs
     resolved = {"lake": settings.lake_root, "data": str(settings.data_dir)}

@@ -66,6 +66,7 @@ feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="featur
 bench: venv ## benchmarks: print figures and write them to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_validation.py
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_features.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
 	rm -rf .airflow data .cache .pytest_cache .ruff_cache

@@ -257,7 +257,7 @@ def verify_online(
             f"{interval_key(start, end)}: "
             + "; ".join(mismatches)
             + ". Re-run materialize_features for the interval; if it persists, rebuild the online store "
-            "(README 'On call' > 'Online features differ')."
+            "(README 'On call' > OnlineStoreMismatchError)."
         )
     log.info("online reads equal the latest offline values for %s", checked)
     return checked

@@ -149,15 +149,14 @@ def part_online() -> dict:
     return out
 
 
-def part_training(offline: str) -> dict:
+def part_training(offline: str, days: int) -> dict:
     from include.config import get_settings
     from include.features.store import FEATURE_SERVICE
     from include.features.training_set import TrainingSetError, build_training_set
 
-    days = 92
-    build_lake(days, 1)
+    build_lake(days + 2, 1)
     store = open_applied_store(offline)
-    start, end = FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=91)
+    start, end = FIRST_DAY + timedelta(days=1), FIRST_DAY + timedelta(days=days + 1)
     seconds, rows, error = [], None, None
     for _ in range(3):
         t0 = time.perf_counter()
@@ -172,7 +171,7 @@ def part_training(offline: str) -> dict:
         seconds.append(time.perf_counter() - t0)
     return {
         "offline_store": offline,
-        "days": 90,
+        "days": days,
         "median_s": round(statistics.median(seconds), 2),
         "rows": rows,
         "error": error,
@@ -185,9 +184,16 @@ def child(args: list[str]) -> None:
     result = {
         "materialize": lambda: part_materialize(int(args[1])),
         "online": part_online,
-        "training": lambda: part_training(args[1]),
+        "training": lambda: part_training(args[1], int(args[2])),
     }[part]()
     print("RESULT " + json.dumps(result))
+
+
+MEMORY_CAP = 12 * 1024**3  # the file store's 90-day join was OOM-killed at 24 GiB: cap it, keep the machine
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
 def run_child(*args: str) -> dict:
@@ -195,9 +201,18 @@ def run_child(*args: str) -> dict:
         env = {**os.environ, "MLOPS_DATA_DIR": tmp, "FEAST_USAGE": "False"}
         env.pop("MLOPS_LAKE_ROOT", None)
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", *args], env=env, capture_output=True, text=True, check=False
+            [sys.executable, __file__, "--child", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=_cap_memory if "file" in args else None,
         )
+    if "MemoryError" in proc.stderr or "std::bad_alloc" in proc.stderr:
+        return {"killed": f"out of memory (address space capped at {MEMORY_CAP // 1024**3} GiB)"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode == -9:
+        return {"killed": "SIGKILL (out of memory)"}
     if proc.returncode or not lines:
         raise SystemExit(f"benchmark part {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1].removeprefix("RESULT "))
@@ -217,10 +232,18 @@ def main() -> int:
     results["online"] = run_child("online")
     for n, r in results["online"].items():
         print(f"online read via FeatureService, {n}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms")
-    results["training"] = [run_child("training", store) for store in ("duckdb", "file")]
+    results["training"] = [
+        {"offline_store": store, "days": days, **run_child("training", store, str(days))}
+        for days in (7, 90)
+        for store in ("duckdb", "file")
+    ]
     for r in results["training"]:
+        if "killed" in r:
+            print(f"training set, {r['days']} days, {r['offline_store']:>6} offline store: {r['killed']}")
+            continue
         print(
-            f"training set, 90 days, {r['offline_store']:>6} offline store: {r['median_s']} s (median of 3), "
+            f"training set, {r['days']} days, {r['offline_store']:>6} offline store: "
+            f"{r['median_s']} s (median of 3), "
             f"{r['rows']} rows, peak RSS {r['peak_rss_mb']} MB"
             + (f", ERROR {r['error']}" if r["error"] else "")
         )

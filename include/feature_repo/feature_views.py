@@ -23,35 +23,21 @@ STATS_TTL = timedelta(days=2)
 WEATHER_TTL = timedelta(hours=3)
 
 
-def _stats_fields(spec: StatsSpec) -> list[Field]:
+def _stats_view(spec: StatsSpec, entities: list, source) -> FeatureView:
     kinds = [Int64, Float64, Float64, Float64]
-    return [Field(name=n, dtype=t) for n, t in zip(spec.feature_names, kinds, strict=True)]
+    return FeatureView(
+        name=spec.name,
+        entities=entities,
+        ttl=STATS_TTL,
+        schema=[Field(name=n, dtype=t) for n, t in zip(spec.feature_names, kinds, strict=True)],
+        source=source,
+        description=spec.description,
+    )
 
 
-plane_delay_stats = FeatureView(
-    name=PLANE_STATS.name,
-    entities=[plane],
-    ttl=STATS_TTL,
-    schema=_stats_fields(PLANE_STATS),
-    source=plane_delay_stats_source,
-    description=PLANE_STATS.description,
-)
-carrier_delay_stats = FeatureView(
-    name=CARRIER_STATS.name,
-    entities=[carrier],
-    ttl=STATS_TTL,
-    schema=_stats_fields(CARRIER_STATS),
-    source=carrier_delay_stats_source,
-    description=CARRIER_STATS.description,
-)
-route_delay_stats = FeatureView(
-    name=ROUTE_STATS.name,
-    entities=[origin, dest],
-    ttl=STATS_TTL,
-    schema=_stats_fields(ROUTE_STATS),
-    source=route_delay_stats_source,
-    description=ROUTE_STATS.description,
-)
+plane_delay_stats = _stats_view(PLANE_STATS, [plane], plane_delay_stats_source)
+carrier_delay_stats = _stats_view(CARRIER_STATS, [carrier], carrier_delay_stats_source)
+route_delay_stats = _stats_view(ROUTE_STATS, [origin, dest], route_delay_stats_source)
 origin_weather = FeatureView(
     name="origin_weather",
     entities=[origin],

@@ -13,6 +13,7 @@ from include.features.engineering import (
     KNOWN_AT_OFFSET,
     PLANE_STATS,
     ROUTE_STATS,
+    WEATHER_FEATURES,
     calendar_features,
     delay_stats,
     features_for_interval,
@@ -119,18 +120,7 @@ def test_weather_rows_of_the_interval_only():
             "observed_at": pd.to_datetime(
                 ["2026-11-09 23:00", "2026-11-10 00:00", "2026-11-11 00:00"], utc=True
             ),
-            **{
-                c: [1.0, 2.0, 3.0]
-                for c in (
-                    "temp_f",
-                    "humidity_pct",
-                    "wind_speed_mph",
-                    "wind_gust_mph",
-                    "precip_in",
-                    "pressure_mb",
-                    "visibility_mi",
-                )
-            },
+            **{c: [1.0, 2.0, 3.0] for c in WEATHER_FEATURES},
         }
     )
     empty = pd.DataFrame(columns=["flight_id", "carrier", "tailnum", "origin", "dest"])

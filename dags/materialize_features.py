@@ -3,7 +3,9 @@
 
 **When it runs.** Whenever both `validated_flight_outcomes` and `validated_weather_observations`
 have new events (ingest_flights published a day). The intervals come from those events'
-extras; a manual run takes Params `interval_start` (a date) and `days`.
+extras; a manual run takes Params `interval_start` (a date) and `days`. Later days whose
+features already exist and whose 28-day statistics include a processed day are recomputed
+too, so days arriving out of order (a backfill, a released quarantine) end in the same state.
 
 **What it does.**
 1. `apply_definitions`: `feast apply` of `include/feature_repo`, only when its files or resolved
@@ -84,8 +86,12 @@ def _store():
 def materialize_features() -> None:
     @task
     def plan_intervals(**context) -> list[list[str]]:
-        """The intervals of the triggering validated-asset events (or of the Params)."""
-        from include.features.partitions import intervals_to_process
+        """The intervals of the triggering validated-asset events (or of the Params), plus the
+        later days already computed whose statistics read them."""
+        import logging
+
+        from include.config import get_settings
+        from include.features.partitions import intervals_to_process, with_dependents
 
         events = context.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
@@ -93,7 +99,13 @@ def materialize_features() -> None:
         intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
         if not intervals:
             raise ValueError("nothing to process: no triggering asset events and no Params interval_start")
-        return [[s.isoformat(), e.isoformat()] for s, e in intervals]
+        planned = with_dependents(get_settings().lake_root, intervals)
+        if len(planned) > len(intervals):
+            logging.getLogger("airflow.task").info(
+                "also recomputing %d later day(s) whose statistics include these",
+                len(planned) - len(intervals),
+            )
+        return [[s.isoformat(), e.isoformat()] for s, e in planned]
 
     @task(pool=FEAST_REGISTRY_POOL)
     def apply_definitions() -> dict:
@@ -122,18 +134,16 @@ def materialize_features() -> None:
 
     @task(pool=FEAST_REGISTRY_POOL)
     def materialize_online(intervals: list[list[str]], _applied: dict, _built: dict) -> list[dict]:
-        """Materialize each interval (chunked, oldest first, up to the latest materialized end)."""
+        """One materialization from the earliest interval to the latest end (chunked, oldest first)."""
         import logging
 
         from include.features.store import materialize_interval
 
         settings, store = _store()
-        log = logging.getLogger("airflow.task")
+        start = min(datetime.fromisoformat(s) for s, _ in intervals)
+        end = max(datetime.fromisoformat(e) for _, e in intervals)
         return [
-            materialize_interval(
-                store, settings, datetime.fromisoformat(s), datetime.fromisoformat(e), log
-            ).as_dict()
-            for s, e in intervals
+            materialize_interval(store, settings, start, end, logging.getLogger("airflow.task")).as_dict()
         ]
 
     @task(outlets=[_asset(ONLINE_FEATURES)])

@@ -23,6 +23,7 @@ from include.lake import (
     PartitionInfo,
     conform,
     interval_key,
+    parse_interval_key,
     partition_path,
     partitions_between,
     read_partition,
@@ -89,4 +90,25 @@ def intervals_to_process(
     if interval_start:
         first = datetime.fromisoformat(interval_start).replace(tzinfo=UTC)
         found |= {(first + timedelta(days=k), first + timedelta(days=k + 1)) for k in range(days)}
+    return sorted(found)
+
+
+def with_dependents(
+    lake_root: str | Path, intervals: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """`intervals` plus every later interval whose features read them and already exist.
+
+    A day validated late (a backfill, a released quarantine) changes the statistics of the days
+    after it that were computed without it: those are recomputed too, so the feature partitions
+    end the same whatever order the days arrived in."""
+    if not intervals:
+        return []
+    folder = feature_source_dir(lake_root, next(iter(FEATURE_TABLES)))
+    existing = [
+        parse_interval_key(p.name.removeprefix("interval="))
+        for p in (folder.glob("interval=*") if folder.is_dir() else [])
+    ]
+    found = set(intervals)
+    for start, _ in intervals:
+        found |= {(s, e) for s, e in existing if start < s < start + LONGEST_WINDOW}
     return sorted(found)

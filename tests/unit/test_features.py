@@ -204,3 +204,21 @@ def test_online_store_is_one_setting(tmp_path, monkeypatch):
         online_store_config("redis", settings, None)
     with pytest.raises(ValueError, match="choose one of"):
         online_store_config("bigtable", settings)
+
+
+def test_a_late_day_brings_the_later_days_that_read_it(tmp_path):
+    from include.features.partitions import with_dependents
+    from include.lake import interval_key
+
+    for d in (5, 6, 20, 40):
+        start = utc(2026, 10, 1) + timedelta(days=d)
+        (
+            tmp_path
+            / "features"
+            / "plane_delay_stats"
+            / f"interval={interval_key(start, start + timedelta(days=1))}"
+        ).mkdir(parents=True)
+    late = (utc(2026, 10, 4), utc(2026, 10, 5))
+    planned = with_dependents(tmp_path, [late])
+    assert [s.day for s, _ in planned] == [4, 6, 7, 21]  # within 28 days after; 41 days later is not
+    assert with_dependents(tmp_path, []) == []

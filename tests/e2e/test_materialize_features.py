@@ -110,3 +110,28 @@ def test_apply_runs_only_when_definitions_change(three_days, features_dag):
     assert apply_if_changed(store, get_settings(), logging.getLogger("t"))["applied"] is False
     (get_settings().data_dir / "feast" / "applied_definitions.sha256").write_text("outdated\n")
     assert apply_if_changed(store, get_settings(), logging.getLogger("t"))["applied"] is True
+
+
+def test_a_day_ingested_late_updates_the_days_after_it(run_interval, features_dag):
+    """D and F arrive first; when E arrives, F's statistics (which read E's outcomes) are redone."""
+    from include.features.partitions import write_interval_features
+    from include.lake import file_sha256
+
+    lake = get_settings().lake_root
+    d, e, f = day(2026, 11, 20), day(2026, 11, 21), day(2026, 11, 22)
+
+    def f_stats():
+        return partition_path(lake, "features", "carrier_delay_stats", f, f + timedelta(days=1))
+
+    for start in (d, f):
+        assert run_interval(start).state == "success"
+        materialize(features_dag, start)
+    before = file_sha256(f_stats())
+    assert run_interval(e).state == "success"
+    run = materialize(features_dag, e)
+    planned = run.get_task_instance("plan_intervals").xcom_pull(task_ids="plan_intervals")
+    assert [s[:10] for s, _ in planned] == ["2026-11-21", "2026-11-22"]
+    after = file_sha256(f_stats())
+    assert after != before  # E's outcomes are now inside F's 7-day window
+    write_interval_features(lake, f, f + timedelta(days=1))
+    assert file_sha256(f_stats()) == after  # what was published is what a fresh computation gives

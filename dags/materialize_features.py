@@ -6,6 +6,8 @@ have new events (ingest_flights published a day). The intervals come from those 
 extras; a manual run takes Params `interval_start` (a date) and `days`. Later days whose
 features already exist and whose 28-day statistics include a processed day are recomputed
 too, so days arriving out of order (a backfill, a released quarantine) end in the same state.
+Every run also catches up on validated days whose features are missing or older than their
+inputs (Airflow can leave an event that lands while a run is created out of every run).
 
 **What it does.**
 1. `apply_definitions`: `feast apply` of `include/feature_repo`, only when its files or resolved
@@ -91,12 +93,20 @@ def materialize_features() -> None:
         import logging
 
         from include.config import get_settings
-        from include.features.partitions import intervals_to_process, with_dependents
+        from include.features.partitions import intervals_to_process, stale_intervals, with_dependents
 
         events = context.get("triggering_asset_events") or {}
         extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
         params = context["params"]
         intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
+        caught_up = sorted(set(stale_intervals(get_settings().lake_root)) - set(intervals))
+        if caught_up:
+            logging.getLogger("airflow.task").info(
+                "catching up %d validated day(s) without current features: %s",
+                len(caught_up),
+                ", ".join(f"{s:%Y-%m-%d}" for s, _ in caught_up),
+            )
+        intervals = sorted(set(intervals) | set(caught_up))
         if not intervals:
             raise ValueError("nothing to process: no triggering asset events and no Params interval_start")
         planned = with_dependents(get_settings().lake_root, intervals)

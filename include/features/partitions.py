@@ -112,3 +112,27 @@ def with_dependents(
     for start, _ in intervals:
         found |= {(s, e) for s, e in existing if start < s < start + LONGEST_WINDOW}
     return sorted(found)
+
+
+def stale_intervals(lake_root: str | Path, lookback: int = 60) -> list[tuple[datetime, datetime]]:
+    """Intervals among the newest `lookback` validated ones whose features are missing or older.
+
+    Asset-triggered runs receive the events Airflow associates with them, and events that land
+    while a run is being created can end up in none (seen under a 14-day backfill): every run
+    therefore also catches up on whatever the lake says is not done yet."""
+    outcomes = Path(lake_root) / "validated" / FLIGHT_OUTCOMES.name
+    keys = sorted(p.parent.name for p in outcomes.glob("interval=*/part-0.parquet"))[-lookback:]
+    stale = []
+    for key in keys:
+        start, end = parse_interval_key(key.removeprefix("interval="))
+        inputs = [
+            partition_path(lake_root, "validated", t.name, start, end)
+            for t in (FLIGHT_OUTCOMES, WEATHER_OBSERVATIONS)
+        ]
+        if not all(p.is_file() for p in inputs):
+            continue
+        newest_input = max(p.stat().st_mtime for p in inputs)
+        outputs = [partition_path(lake_root, "features", name, start, end) for name in FEATURE_TABLES]
+        if not all(p.is_file() for p in outputs) or min(p.stat().st_mtime for p in outputs) < newest_input:
+            stale.append((start, end))
+    return stale

@@ -222,3 +222,30 @@ def test_a_late_day_brings_the_later_days_that_read_it(tmp_path):
     planned = with_dependents(tmp_path, [late])
     assert [s.day for s, _ in planned] == [4, 6, 7, 21]  # within 28 days after; 41 days later is not
     assert with_dependents(tmp_path, []) == []
+
+
+def test_catch_up_finds_validated_days_without_current_features(tmp_path):
+    import os
+
+    from include.features.engineering import FEATURE_TABLES
+    from include.features.partitions import stale_intervals
+    from include.lake import partition_path
+
+    days = [(utc(2026, 11, d), utc(2026, 11, d + 1)) for d in (1, 2, 3, 4)]
+
+    def touch(zone, table, interval, mtime):
+        path = partition_path(tmp_path, zone, table, *interval)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        os.utime(path, (mtime, mtime))
+
+    for i, interval in enumerate(days[:3]):
+        touch("validated", "flight_outcomes", interval, 1000)
+        touch("validated", "weather_observations", interval, 1000)
+        for name in FEATURE_TABLES:
+            if i == 0:
+                touch("features", name, interval, 2000)  # up to date
+            elif i == 1:
+                touch("features", name, interval, 500)  # older than its inputs (re-validated since)
+    touch("validated", "flight_outcomes", days[3], 1000)  # weather not validated: not ready
+    assert stale_intervals(tmp_path) == [days[1], days[2]]

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 FIRST_DAY = datetime(2013, 6, 1, tzinfo=UTC)
@@ -38,35 +39,31 @@ def build_lake(days: int, scale: int) -> None:
 
     from include.config import get_settings
     from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS
-    from include.demo_source.build import SCALE_ID_STRIDE, load_2013
+    from include.demo_source.build import load_2013, scaled_copy
     from include.features.partitions import write_interval_features
     from include.lake import conform, write_partition
 
     last = FIRST_DAY + timedelta(days=days)
     frames = load_2013(months=tuple(range(5, min(12, last.month + 1) + 1)))
 
-    def scaled(frame: pd.DataFrame) -> pd.DataFrame:
-        copies = []
-        for k in range(scale):
-            c = frame.copy()
-            c["flight_id"] += k * SCALE_ID_STRIDE
-            if k and "tailnum" in c:
-                c["tailnum"] = c["tailnum"].where(c["tailnum"].isna(), c["tailnum"] + f"-{k}")
-            copies.append(c)
-        return pd.concat(copies, ignore_index=True)
-
     lake = get_settings().lake_root
     for i in range(days):
         lo, hi = FIRST_DAY + timedelta(days=i), FIRST_DAY + timedelta(days=i + 1)
-        for table, frame in (
-            (FLIGHT_SCHEDULES, frames.schedules),
-            (FLIGHT_OUTCOMES, frames.outcomes),
-            (WEATHER_OBSERVATIONS, frames.weather),
-        ):
-            rows = frame[(frame[table.event_time] >= lo) & (frame[table.event_time] < hi)]
-            if table is not WEATHER_OBSERVATIONS:
-                rows = scaled(rows)
-            write_partition(conform(rows, table), table, lake, "validated", lo, hi)
+        rows = {
+            table: frame[(frame[table.event_time] >= lo) & (frame[table.event_time] < hi)]
+            for table, frame in (
+                (FLIGHT_SCHEDULES, frames.schedules),
+                (FLIGHT_OUTCOMES, frames.outcomes),
+                (WEATHER_OBSERVATIONS, frames.weather),
+            )
+        }
+        # The demo source's own scale rule: copy k has ids + k * stride and tails "<tail>-k".
+        day = replace(frames, schedules=rows[FLIGHT_SCHEDULES], outcomes=rows[FLIGHT_OUTCOMES])
+        copies = [scaled_copy(day, k) for k in range(1, scale)]
+        rows[FLIGHT_SCHEDULES] = pd.concat([day.schedules, *(c[0] for c in copies)], ignore_index=True)
+        rows[FLIGHT_OUTCOMES] = pd.concat([day.outcomes, *(c[1] for c in copies)], ignore_index=True)
+        for table, frame in rows.items():
+            write_partition(conform(frame, table), table, lake, "validated", lo, hi)
     for i in range(days):
         write_interval_features(lake, FIRST_DAY + timedelta(days=i), FIRST_DAY + timedelta(days=i + 1))
 

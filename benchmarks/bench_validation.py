@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pandas as pd
 
 from include.config import PROJECT_DIR
 from include.dataset import FLIGHT_SCHEDULES
-from include.demo_source.build import SCALE_ID_STRIDE, load_2013
+from include.demo_source.build import load_2013, scaled_copy
 from include.lake import arrow_schema, conform
 from include.validation import GxSession, suite_for, validate_frame
 
@@ -37,13 +38,9 @@ def main() -> int:
     session = GxSession()
     results = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "scales": {}}
     for scale in (1, 100):
-        copies = []
-        for k in range(scale):
-            c = day.copy()
-            c["flight_id"] += k * SCALE_ID_STRIDE
-            if k:
-                c["tailnum"] = c["tailnum"].where(c["tailnum"].isna(), c["tailnum"] + f"-{k}")
-            copies.append(c)
+        # The demo source's own scale rule: copy k has ids + k * stride and tails "<tail>-k".
+        one_day = replace(frames, schedules=day, outcomes=frames.outcomes.iloc[:0])
+        copies = [day, *(scaled_copy(one_day, k)[0] for k in range(1, scale))]
         frame = conform(pd.concat(copies, ignore_index=True), FLIGHT_SCHEDULES)
         checks = suite_for(FLIGHT_SCHEDULES, START, END, airports, carriers, expected_rows=len(frame))
         seconds = []

@@ -18,7 +18,7 @@ import pytest
 
 from include.config import get_settings
 from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
-from include.lake import conform, partitions_between, read_partition, write_partition
+from include.lake import conform, parse_interval_key, partitions_between, read_partition, write_partition
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
 T = datetime(2013, 6, 25, 12, tzinfo=UTC)  # prediction time of the flights under test
@@ -78,10 +78,8 @@ def mutate(
             sub = frame.loc[hit].copy()
             change(sub)
             frame.loc[hit, sub.columns] = sub
-            start = datetime.strptime(path.parent.name.split("=")[1].split("_")[0], "%Y%m%dT%H%MZ").replace(
-                tzinfo=UTC
-            )
-            write_partition(conform(frame, table), table, lake, "validated", start, start + timedelta(days=1))
+            start, end = parse_interval_key(path.parent.name.removeprefix("interval="))
+            write_partition(conform(frame, table), table, lake, "validated", start, end)
             changed += int(hit.sum())
     return changed
 

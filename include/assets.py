@@ -38,3 +38,13 @@ VALIDATED_ASSETS: dict[str, AssetName] = {
 
 ONLINE_FEATURES = AssetName(name="flight_features", uri="feast://flights/flight_delay_v1")
 """Feast's online store holds the features of an interval (materialized and verified)."""
+
+
+RETRAIN_REQUEST = AssetName(name="retrain_request", uri="mlops://flight_delay/retrain_request")
+"""A request to retrain (monitoring emits it, with its reasons in the extra); train_model runs on it."""
+
+CHAMPION_MODEL = AssetName(name="champion_model", uri="mlflow://flight_delay/champion")
+"""The `champion` alias moved (deployment or rollback); the extra names the version."""
+
+FLIGHT_PREDICTIONS = AssetName(name="flight_predictions", uri="sql://prediction_log/batch")
+"""Batch predictions of an interval's flights were written to the prediction log."""

@@ -22,6 +22,10 @@ SOURCE_DB_POOL = "flights_source_db"
 FEAST_REGISTRY_POOL = "feast_registry"  # one slot: registry writes never run concurrently
 FEAST_ONLINE_CONN_ID = "feast_online_store"  # only read when MLOPS_FEAST_ONLINE_STORE is redis/postgres
 
+# MLflow model registry: one registered model; aliases say which version does what.
+CHAMPION = "champion"  # the version serving users (batch and online)
+CHALLENGER = "challenger"  # the latest candidate that reached the gate
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -64,6 +68,42 @@ class Settings:
     prediction_lead_hours: float
     """How long before scheduled departure the model predicts (features as of that instant)."""
 
+    mlflow_tracking_uri: str
+    """MLflow tracking + registry: `MLFLOW_TRACKING_URI` (MLflow's own variable, so the CLI, the
+    serving app and the tasks agree). Default: a SQLite file under the data folder; `make run`
+    points it at its MLflow server (http://127.0.0.1:5000); a team server on PostgreSQL works
+    unchanged."""
+
+    model_name: str
+    """Registered model name in MLflow."""
+
+    serving_url: str
+    """Base URL of the online prediction service that deployments reload and verify."""
+
+    prediction_log_url: str
+    """SQLAlchemy URL of the prediction log table (batch and online predictions)."""
+
+    decision_threshold: float
+    """P(late) at or above which a flight is flagged late (precision/recall are measured there)."""
+
+    smoke_max_latency_ms: float
+    """Deployment smoke test: the slowest single-flight prediction allowed (ms)."""
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """Local MLflow state (SQLite database, artifacts) when no server is configured."""
+        return self.data_dir / "mlflow"
+
+    @property
+    def mlflow_artifacts_uri(self) -> str:
+        """Where artifacts go when the tracking URI is a local database (never ./mlruns)."""
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def training_sets_dir(self) -> Path:
+        """Train/holdout frames of each train_model run, shared by its mapped candidate tasks."""
+        return self.data_dir / "training_sets"
+
     @property
     def source_db_path(self) -> Path:
         """Default location of the demo source database (SQLite)."""
@@ -100,4 +140,12 @@ def get_settings() -> Settings:
         feast_online_store=_env("MLOPS_FEAST_ONLINE_STORE", "sqlite").lower(),
         feast_chunk_hours=int(_env("MLOPS_FEAST_CHUNK_HOURS", "24")),
         prediction_lead_hours=float(_env("MLOPS_PREDICTION_LEAD_HOURS", "2")),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"),
+        model_name=_env("MLOPS_MODEL_NAME", "flight_delay"),
+        serving_url=_env("MLOPS_SERVING_URL", "http://127.0.0.1:8000").rstrip("/"),
+        prediction_log_url=_env(
+            "MLOPS_PREDICTION_LOG_URL", f"sqlite:///{data_dir / 'predictions' / 'prediction_log.db'}"
+        ),
+        decision_threshold=float(_env("MLOPS_DECISION_THRESHOLD", "0.4")),
+        smoke_max_latency_ms=float(_env("MLOPS_SMOKE_MAX_LATENCY_MS", "100")),
     )

@@ -28,6 +28,9 @@ class GateThresholds:
     max_size_mb: float = 50.0
     max_latency_ms: float = 50.0
 
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class ModelEvidence:

@@ -19,6 +19,7 @@ import pytest
 from include.config import get_settings
 from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 from include.lake import conform, parse_interval_key, partitions_between, read_partition, write_partition
+from tests.e2e.conftest import write_real_days
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
 T = datetime(2013, 6, 25, 12, tzinfo=UTC)  # prediction time of the flights under test
@@ -35,18 +36,7 @@ def write_features() -> None:
 
 @pytest.fixture(scope="module")
 def june_lake(airflow_db):
-    from include.demo_source.build import load_2013
-
-    frames = load_2013(months=(5, 6))
-    lake = get_settings().lake_root
-    sources = {"flight_schedules": frames.schedules, "flight_outcomes": frames.outcomes}
-    sources["weather_observations"] = frames.weather
-    for d in DAYS:
-        for table in TABLES:
-            frame, col = sources[table.name], table.event_time
-            rows = frame[(frame[col] >= d) & (frame[col] < d + timedelta(days=1))]
-            write_partition(conform(rows, table), table, lake, "validated", d, d + timedelta(days=1))
-    write_features()
+    write_real_days(DAYS)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,105 @@
+"""
+### score_flights: the next day's scheduled flights scored with the champion
+
+**When it runs.** Whenever `flight_features` is emitted (materialize_features verified a day
+online), i.e. daily once the day is ingested; by hand with Params `interval_start` and `days`.
+
+**What it does.** For each interval [start, end) of the triggering event: the flights whose
+schedule was published in it (they depart during the following day) get their features from
+Feast as of their prediction time (departure − `MLOPS_PREDICTION_LEAD_HOURS`, never later than
+the interval's end), are scored with the version behind MLflow's `champion` alias, and are
+written to the prediction log (`MLOPS_PREDICTION_LOG_URL`, table `prediction_log`): flight,
+model version, feature values, score, time. A rerun replaces the interval's rows: exactly one
+batch prediction per scheduled flight. Emits `flight_predictions`.
+
+**When a task is red** (runbook: README.md, *On call*).
+- Skipped `score_next_day` with "no champion": no model is deployed yet; run train_model.
+- Feast or MLflow errors: the feature store or the tracking server is unreachable; check
+  `make run`'s services, then clear the task.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+from include.assets import FLIGHT_PREDICTIONS, ONLINE_FEATURES, AssetName
+
+
+def _asset(spec: AssetName) -> Asset:
+    return Asset(name=spec.name, uri=spec.uri)
+
+
+@dag(
+    schedule=_asset(ONLINE_FEATURES),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=1),
+    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["mlops", "serving", "batch"],
+    doc_md=__doc__,
+    params={
+        "interval_start": Param(
+            None, type=["null", "string"], format="date", description="Manual run: first day (UTC) to score."
+        ),
+        "days": Param(1, type="integer", minimum=1, maximum=31, description="Manual run: how many days."),
+    },
+)
+def score_flights() -> None:
+    @task(outlets=[_asset(FLIGHT_PREDICTIONS)])
+    def score_next_day(**context) -> list[dict]:
+        """Score each interval's published flights with the champion; log every prediction."""
+        import logging
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include import tracking
+        from include.config import get_settings
+        from include.features.partitions import intervals_to_process
+        from include.features.store import open_store
+        from include.scoring import score_interval
+
+        log = logging.getLogger("airflow.task")
+        settings = get_settings()
+        events = context.get("triggering_asset_events") or {}
+        # flight_features events list the intervals materialize_features verified.
+        extras = [
+            {"interval_start": s, "interval_end": e}
+            for evs in events.values()
+            for ev in evs
+            for s, e in (ev.extra or {}).get("intervals", [])
+        ]
+        params = context["params"]
+        intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
+        if not intervals:
+            raise ValueError(
+                "nothing to score: no triggering flight_features event and no Params interval_start"
+            )
+        champion = tracking.champion(settings)
+        if champion is None:
+            raise AirflowSkipException(
+                f"no champion: no version of {settings.model_name} is deployed yet. Run train_model."
+            )
+        model = tracking.load_model(settings, champion.version)
+        columns = tracking.model_input_columns(settings, champion.version)
+        store = open_store(settings)
+        results = []
+        for start, end in intervals:
+            result = score_interval(
+                settings, store, model, champion.version, columns, start, end, context["run_id"]
+            ).as_dict()
+            log.info("scored %s: %s", result["interval"], result)
+            results.append(result)
+        context["outlet_events"][_asset(FLIGHT_PREDICTIONS)].extra = {
+            "model_version": champion.version,
+            "intervals": [r["interval"] for r in results],
+            "flights": sum(r["flights"] for r in results),
+        }
+        return results
+
+    score_next_day()
+
+
+score_flights()

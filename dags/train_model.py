@@ -1,0 +1,257 @@
+"""
+### train_model: training set → candidates → best → gate → (approval) → deploy or reject
+
+**When it runs.** Mondays 03:00 UTC; whenever monitoring emits `retrain_request` (its reasons are
+recorded on the MLflow run); by hand with the Params form (training window, holdout days, search
+grid, `require_approval`, reason).
+
+**What it does.**
+1. `prepare_training_data`: the point-in-time training set from Feast (FeatureService
+   `flight_delay_v1`) for `[window_end - window_days, window_end)`; holdout = the latest
+   `holdout_days` days (time-based split). Opens the MLflow parent run (lineage: partitions and
+   hashes, windows, git commit, dag/run id).
+2. `plan_candidates` → `train_candidate` (one mapped task per grid entry): fit, measure on the
+   holdout (ROC AUC, PR AUC, log loss, Brier, precision/recall at the threshold, slices), log a
+   child MLflow run with the model (signature, input example, pinned requirements), permutation
+   importance and ROC/calibration plots.
+3. `register_best`: best holdout ROC AUC → registered version, alias `challenger`.
+4. `evaluate_gate`: challenger vs. the naive baseline and the `champion` on the same holdout, plus
+   slices, signature, size and latency (thresholds: `include/gate.py` GateThresholds). The
+   decision table is in this task's log and on the MLflow run (`gate_decision.json`, tags).
+5. `choose_path`: `reject_candidate`, or `approve_deployment` (a human approves in the UI when
+   `require_approval`), or straight to `deploy_champion`: smoke test from the registry, move
+   `champion`, the online service reloads and must serve the new version; otherwise `champion`
+   is put back and the task fails.
+
+**When a task is red** (runbook: README.md, *On call*).
+- `TrainingSetError` / "no validated flight_outcomes": the window has no features or labels;
+  run ingest_flights / materialize_features for it, or choose another window.
+- `CandidateSpecError`: a search-grid entry is wrong; fix the Params and trigger again.
+- `DeploymentError`: the smoke test or the serving check failed. The log says what `champion` is
+  now (unchanged or restored). Fix the service (make run starts it), then clear `deploy_champion`.
+- A rejected candidate is not a failure: the run is green, `reject_candidate` logs why, and the
+  champion is unchanged. To deploy it anyway, fix the cause; the gate is not bypassable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from include.assets import CHAMPION_MODEL, RETRAIN_REQUEST, AssetName
+from include.training import DEFAULT_GRID
+
+
+def _asset(spec: AssetName) -> Asset:
+    return Asset(name=spec.name, uri=spec.uri)
+
+
+def _store():
+    from include.config import get_settings
+    from include.features.store import open_store
+
+    return open_store(get_settings())
+
+
+def _run_tags(context) -> dict[str, str]:
+    dag_run = context["dag_run"]
+    events = context.get("triggering_asset_events") or {}
+    reasons = [dict(e.extra or {}) for evs in events.values() for e in evs]
+    return {
+        "airflow.dag_id": dag_run.dag_id,
+        "airflow.run_id": dag_run.run_id,
+        "airflow.run_type": str(dag_run.run_type),
+        "triggered_by": "retrain_request" if reasons else str(dag_run.run_type),
+        "trigger_reasons": str(reasons)[:4000] if reasons else "",
+        "reason": str(context["params"].get("reason") or ""),
+        "triggering_user": str(getattr(dag_run, "triggering_user_name", None) or ""),
+    }
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=_asset(RETRAIN_REQUEST)
+    ),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=3),
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
+    tags=["mlops", "training", "mlflow"],
+    doc_md=__doc__,
+    params={
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Last day (exclusive, UTC) of the training window. Empty: the day before the "
+            "latest validated outcomes (labels of the latest day are still arriving).",
+        ),
+        "window_days": Param(
+            28, type="integer", minimum=3, maximum=365, description="Training window length."
+        ),
+        "holdout_days": Param(
+            3, type="integer", minimum=1, maximum=30, description="Latest days of the window held out."
+        ),
+        "grid": Param(
+            DEFAULT_GRID,
+            type="array",
+            items={"type": "object"},
+            minItems=1,
+            maxItems=12,
+            description='Candidates: [{"model": "logistic_regression", "C": 1.0}, '
+            '{"model": "hist_gradient_boosting", "max_depth": 6, ...}]',
+        ),
+        "require_approval": Param(
+            False,
+            type="boolean",
+            description="Wait for a person to approve the gate report before deploying.",
+        ),
+        "reason": Param("", type="string", description="Why this run (kept on the MLflow run)."),
+        "shuffle_labels": Param(
+            False,
+            type="boolean",
+            description="Audit the gate: train on shuffled labels. The gate must reject the result.",
+        ),
+    },
+)
+def train_model() -> None:
+    @task
+    def prepare_training_data(**context) -> dict:
+        """Training set from Feast, split by time; opens the MLflow parent run."""
+        from include.config import get_settings
+        from include.train_steps import latest_window_end, prepare_training_data, start_parent_run
+
+        settings, params = get_settings(), context["params"]
+        end = (
+            datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC)
+            if params.get("window_end")
+            else latest_window_end(settings.lake_root)
+        )
+        prepared = prepare_training_data(
+            settings,
+            _store(),
+            end,
+            int(params["window_days"]),
+            int(params["holdout_days"]),
+            context["run_id"],
+        )
+        parent = start_parent_run(settings, prepared, _run_tags(context), dict(params))
+        return {**prepared, "parent_run_id": parent}
+
+    @task
+    def plan_candidates(**context) -> list[dict]:
+        """The search grid from the Params, each entry checked before any training starts."""
+        from include.training import make_pipeline
+
+        grid = list(context["params"]["grid"])
+        for spec in grid:
+            make_pipeline(spec, ["x"])  # raises CandidateSpecError naming the bad entry
+        return grid
+
+    @task(max_active_tis_per_dagrun=2)
+    def train_candidate(spec: dict, prepared: dict, **context) -> dict:
+        """Fit one candidate, measure it on the holdout, log a child MLflow run."""
+        from include.config import get_settings
+        from include.train_steps import train_candidate
+
+        return train_candidate(
+            get_settings(),
+            prepared,
+            spec,
+            prepared["parent_run_id"],
+            _run_tags(context),
+            shuffle_labels=bool(context["params"]["shuffle_labels"]),
+        )
+
+    @task
+    def register_best(candidates: list[dict], prepared: dict) -> dict:
+        """Best holdout ROC AUC → registered version with alias `challenger`."""
+        from include.config import get_settings
+        from include.train_steps import register_best
+
+        return register_best(get_settings(), list(candidates), prepared["parent_run_id"])
+
+    @task
+    def evaluate_gate(prepared: dict, registered: dict) -> dict:
+        """Challenger vs. baseline and champion on the same holdout: the decision and its reasons."""
+        from include.config import get_settings
+        from include.train_steps import evaluate_gate
+
+        return evaluate_gate(get_settings(), _store(), prepared, registered)
+
+    @task.branch
+    def choose_path(decision: dict, **context) -> str:
+        if not decision["passed"]:
+            return "reject_candidate"
+        return "approve_deployment" if context["params"]["require_approval"] else "no_approval_required"
+
+    @task
+    def reject_candidate(decision: dict) -> dict:
+        """Not deployed: the run and the decision stay in MLflow for audit; champion unchanged."""
+        import logging
+
+        logging.getLogger("airflow.task").warning(
+            "REJECTED: %s version %s is not deployed; champion unchanged (%s).\nReasons:\n  %s",
+            decision["model_name"],
+            decision["version"],
+            decision["champion"],
+            "\n  ".join(decision["reasons"]),
+        )
+        return {"version": decision["version"], "deployed": False, "reasons": decision["reasons"]}
+
+    approve = ApprovalOperator(
+        task_id="approve_deployment",
+        subject="Deploy {{ ti.xcom_pull(task_ids='evaluate_gate')['model_name'] }} version "
+        "{{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }} as champion?",
+        body="Gate report (all checks passed):\n\n```\n"
+        "{{ ti.xcom_pull(task_ids='evaluate_gate')['table'] }}\n```\n\n"
+        "Champion now: {{ ti.xcom_pull(task_ids='evaluate_gate')['champion'] }}. "
+        "Reject keeps the champion unchanged.",
+        defaults="Reject",
+        response_timeout=timedelta(days=2),
+    )
+    no_approval = EmptyOperator(task_id="no_approval_required")
+
+    @task(trigger_rule="one_success", outlets=[_asset(CHAMPION_MODEL)])
+    def deploy_champion(**context) -> dict:
+        """Smoke test, move `champion`, reload serving and verify it; restore on failure.
+
+        Runs after `no_approval_required` or an approved `approve_deployment` only (skipped when
+        both are), so its inputs are pulled rather than passed."""
+        import pandas as pd
+
+        from include.config import get_settings
+        from include.deploy import deploy
+
+        prepared = context["ti"].xcom_pull(task_ids="prepare_training_data")
+        decision = context["ti"].xcom_pull(task_ids="evaluate_gate")
+
+        holdout = pd.read_parquet(f"{prepared['folder']}/holdout.parquet").sort_values("flight_id")
+        record = {
+            "deployed_by": str(getattr(context["dag_run"], "triggering_user_name", None) or "scheduler"),
+            "dag_run": context["run_id"],
+            "reason": str(context["params"].get("reason") or "gate passed"),
+        }
+        result = deploy(get_settings(), decision["version"], holdout, record)
+        context["outlet_events"][_asset(CHAMPION_MODEL)].extra = {
+            "version": result["version"],
+            "previous": result["previous"],
+            "by": "train_model",
+        }
+        return result
+
+    prepared = prepare_training_data()
+    grid = plan_candidates()
+    candidates = train_candidate.partial(prepared=prepared).expand(spec=grid)
+    registered = register_best(candidates, prepared)
+    decision = evaluate_gate(prepared, registered)
+    path = choose_path(decision)
+    path >> [reject_candidate(decision), approve, no_approval]
+    [approve, no_approval] >> deploy_champion()
+
+
+train_model()

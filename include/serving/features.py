@@ -1,0 +1,88 @@
+"""The model's input frame at prediction time, built the same way for batch and online scoring.
+
+Training rows go through `fill_missing` and `calendar_features` (include/features/training_set.py);
+serving rows go through the same two functions, so a model sees identical columns in both places.
+The only difference is where Feast's values come from: the offline store as of a time (batch) or
+the online store (the latest values, online).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from include.features.engineering import EVENT_TIMESTAMP, calendar_features
+from include.features.training_set import ENTITY_KEYS, UNKNOWN_KEY, fill_missing
+from include.training import input_columns
+
+REQUEST_COLUMNS = ("flight_id", *ENTITY_KEYS, "scheduled_departure")
+
+
+def service_views(store: Any, service_name: str) -> dict[str, list[str]]:
+    """Feature names per feature view of a FeatureService."""
+    service = store.get_feature_service(service_name)
+    return {p.name: [f.name for f in p.features] for p in service.feature_view_projections}
+
+
+def serving_columns(views: dict[str, list[str]]) -> list[str]:
+    """The input columns serving builds for these views: what a model's signature must match."""
+    features = [c for view, names in views.items() for c in (*names, f"{view}_missing")]
+    calendar = calendar_features(pd.Series([pd.Timestamp("2026-01-01", tz="UTC")])).columns
+    return input_columns([*features, *calendar])
+
+
+def model_frame(rows: pd.DataFrame, features: pd.DataFrame, views: dict[str, list[str]]) -> pd.DataFrame:
+    """Request rows + Feast feature values (same order) -> the model's input columns."""
+    frame = pd.concat([rows.reset_index(drop=True), features.reset_index(drop=True)], axis=1)
+    for names in views.values():
+        for name in names:
+            if name not in frame.columns:
+                frame[name] = float("nan")
+    frame, _ = fill_missing(frame, views)
+    calendar = calendar_features(frame["scheduled_departure"])
+    return pd.concat([frame, calendar], axis=1)
+
+
+def entity_keys(rows: pd.DataFrame) -> pd.DataFrame:
+    out = rows.copy()
+    out["tailnum"] = out["tailnum"].astype("string").fillna(UNKNOWN_KEY).astype(object)
+    return out
+
+
+def online_frame(
+    store: Any, service_name: str, views: dict[str, list[str]], rows: pd.DataFrame
+) -> pd.DataFrame:
+    """Model inputs for `rows` from Feast's online store (the latest values)."""
+    rows = entity_keys(rows)
+    entity_rows = rows[list(ENTITY_KEYS)].to_dict("records")
+    values = store.get_online_features(
+        features=store.get_feature_service(service_name), entity_rows=entity_rows
+    ).to_dict()
+    names = [n for ns in views.values() for n in ns]
+    features = pd.DataFrame({n: values.get(n, [None] * len(rows)) for n in names}, dtype="float64")
+    return model_frame(rows, features, views)
+
+
+def historical_frame(
+    store: Any, service_name: str, views: dict[str, list[str]], rows: pd.DataFrame, as_of: pd.Series
+) -> pd.DataFrame:
+    """Model inputs for `rows` from Feast's offline store, each row's features as of `as_of`."""
+    rows = entity_keys(rows).reset_index(drop=True)
+    entity_df = rows[["flight_id", *ENTITY_KEYS]].copy()
+    entity_df[EVENT_TIMESTAMP] = pd.to_datetime(as_of.to_numpy(), utc=True)
+    historical = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service(service_name)
+    ).to_df()
+    names = [n for ns in views.values() for n in ns if n in historical.columns]
+    merged = rows[["flight_id"]].merge(historical[["flight_id", *names]], on="flight_id", how="left")
+    if len(merged) != len(rows):
+        raise RuntimeError(f"offline feature join returned {len(merged)} rows for {len(rows)} flights")
+    return model_frame(rows, merged[names], views)
+
+
+def as_of_times(scheduled_departure: pd.Series, lead_hours: float, known_until: datetime) -> pd.Series:
+    """Features as of the prediction time, but never later than what is known at scoring time."""
+    prediction = pd.to_datetime(scheduled_departure, utc=True) - pd.Timedelta(hours=lead_hours)
+    return prediction.clip(upper=pd.Timestamp(known_until))

@@ -1,0 +1,175 @@
+"""The prediction log: one row per prediction, batch and online, in one SQL table.
+
+What monitoring joins with the outcomes reported later: flight, model version, the feature
+values the model saw, the score and when. SQLite under the data folder by default
+(`MLOPS_PREDICTION_LOG_URL` points it at PostgreSQL). A batch interval is written in one
+transaction that first deletes the interval's earlier rows, so a rerun leaves exactly one
+prediction per scheduled flight. The online service queues its rows and writes them in small
+batches from a background thread: a request never waits for the database.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+METADATA = sa.MetaData()
+PREDICTION_LOG = sa.Table(
+    "prediction_log",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),  # batch | online
+    sa.Column("batch_key", sa.String(64), nullable=True),  # the scored interval (batch only)
+    sa.Column("request_id", sa.String(64), nullable=True),  # dag run id or HTTP request id
+    sa.Column("flight_id", sa.BigInteger, nullable=False),
+    sa.Column("scheduled_departure", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("predicted_late", sa.Integer, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # JSON: the model's input values
+    sa.Column("features_as_of", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("predicted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_prediction_log_batch", "source", "batch_key", "flight_id"),
+    sa.Index("ix_prediction_log_flight", "flight_id"),
+)
+
+
+def engine(url: str) -> sa.Engine:
+    """An engine on the log's database; creates the SQLite folder and the table when missing."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    eng = sa.create_engine(url, future=True)
+    if url.startswith("sqlite"):
+
+        @sa.event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # the service writes while batch jobs read
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    METADATA.create_all(eng, checkfirst=True)
+    return eng
+
+
+def records(
+    frame: pd.DataFrame,
+    feature_columns: list[str],
+    scores: Any,
+    *,
+    source: str,
+    model_name: str,
+    model_version: str,
+    threshold: float,
+    batch_key: str | None = None,
+    request_id: str | None = None,
+    features_as_of: Any = None,
+) -> list[dict[str, Any]]:
+    """Rows of the log for `frame` (one per flight) scored `scores`."""
+    now = datetime.now(UTC)
+    values = frame[feature_columns].to_dict("records")
+    as_of = list(features_as_of) if features_as_of is not None else [None] * len(frame)
+    out = []
+    for i, (flight_id, departure) in enumerate(
+        zip(frame["flight_id"], frame["scheduled_departure"], strict=True)
+    ):
+        score = float(scores[i])
+        out.append(
+            {
+                "source": source,
+                "batch_key": batch_key,
+                "request_id": request_id,
+                "flight_id": int(flight_id),
+                "scheduled_departure": pd.Timestamp(departure).to_pydatetime(),
+                "model_name": model_name,
+                "model_version": str(model_version),
+                "score": score,
+                "threshold": threshold,
+                "predicted_late": int(score >= threshold),
+                "features": json.dumps(values[i], default=str, sort_keys=True),
+                "features_as_of": pd.Timestamp(as_of[i]).to_pydatetime() if as_of[i] is not None else None,
+                "predicted_at": now,
+            }
+        )
+    return out
+
+
+def replace_batch(eng: sa.Engine, batch_key: str, rows: list[dict[str, Any]]) -> int:
+    """Write a batch interval's predictions, replacing any earlier ones of that interval."""
+    with eng.begin() as conn:
+        conn.execute(
+            sa.delete(PREDICTION_LOG).where(
+                PREDICTION_LOG.c.source == "batch", PREDICTION_LOG.c.batch_key == batch_key
+            )
+        )
+        if rows:
+            conn.execute(sa.insert(PREDICTION_LOG), rows)
+    return len(rows)
+
+
+def read(eng: sa.Engine, **where: Any) -> pd.DataFrame:
+    """Rows of the log matching column == value filters (tests, monitoring)."""
+    query = sa.select(PREDICTION_LOG)
+    for column, value in where.items():
+        query = query.where(PREDICTION_LOG.c[column] == value)
+    with eng.connect() as conn:
+        return pd.read_sql(query, conn)
+
+
+class BackgroundWriter:
+    """Queue prediction rows; a daemon thread inserts them in batches (flush on close)."""
+
+    def __init__(self, eng: sa.Engine, flush_every: float = 0.5, max_batch: int = 500) -> None:
+        self._engine = eng
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._flush_every = flush_every
+        self._max_batch = max_batch
+        self.written = 0
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._queue.put(row)
+
+    def _run(self) -> None:
+        import logging
+
+        log = logging.getLogger(__name__)
+        done = False
+        while not done:
+            batch: list[dict[str, Any]] = []
+            try:
+                item = self._queue.get(timeout=self._flush_every)
+                while True:
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+                    if len(batch) >= self._max_batch:
+                        break
+                    item = self._queue.get_nowait()
+            except queue.Empty:
+                pass
+            if batch:
+                try:
+                    with self._engine.begin() as conn:
+                        conn.execute(sa.insert(PREDICTION_LOG), batch)
+                    self.written += len(batch)
+                except Exception:  # keep serving; the error is counted and logged
+                    self.errors += len(batch)
+                    log.exception("could not write %d predictions to the prediction log", len(batch))
+
+    def close(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)

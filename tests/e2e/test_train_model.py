@@ -1,0 +1,289 @@
+"""Training, the gate, deployment, serving and rollback, end to end through Airflow.
+
+Real June 2013 flights as validated partitions and features, real Feast (duckdb offline, SQLite
+online), a real MLflow registry (SQLite), the real online service (uvicorn on loopback) started
+here; the DAGs run with dag.test. The tests run in file order and build on each other: the
+first training deploys version 1, a shuffled-label candidate is rejected, a deployment whose
+serving check fails restores the champion, an approved training deploys, rollback moves back.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from include.config import PROJECT_DIR, get_settings
+from tests.conftest import SESSION_DATA_DIR
+from tests.e2e.conftest import write_real_days
+
+DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
+TRAIN = {"window_end": "2013-06-28", "window_days": 21, "holdout_days": 4}
+SMALL_GRID = [
+    {"model": "logistic_regression", "C": 1.0},
+    {"model": "hist_gradient_boosting", "max_depth": 4, "learning_rate": 0.1, "max_iter": 100},
+]
+
+
+def serve_args(port: int) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def world(airflow_db):
+    """Own data folder (lake, Feast, MLflow, prediction log) and a running online service."""
+    mp = pytest.MonkeyPatch()
+    data_dir = SESSION_DATA_DIR.parent / "model_data"
+    port = free_port()
+    mp.setenv("MLOPS_DATA_DIR", str(data_dir))
+    mp.delenv("MLOPS_LAKE_ROOT", raising=False)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
+    import logging
+
+    from include.features.store import apply_if_changed, materialize_interval, open_store
+
+    write_real_days(DAYS)
+    store = open_store(get_settings())
+    apply_if_changed(store, get_settings(), logging.getLogger("test"))
+    materialize_interval(
+        store, get_settings(), DAYS[-4], DAYS[-1] + timedelta(days=1), logging.getLogger("test")
+    )
+
+    env = {**os.environ, "MLOPS_SERVING_POLL_SECONDS": "2"}
+    log_file = open(data_dir / "serving.log", "w")  # noqa: SIM115 (closed at teardown)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "include.serving.app:create_app", "--factory", *serve_args(port)],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        assert proc.poll() is None, Path(data_dir / "serving.log").read_text()[-3000:]
+    else:
+        pytest.fail("the online service did not start: " + Path(data_dir / "serving.log").read_text()[-3000:])
+    yield {"url": url, "port": port, "data_dir": data_dir, "mp": mp}
+    proc.terminate()
+    proc.wait(30)
+    log_file.close()
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def dags(world):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    assert not bag.import_errors
+    for dag_id in ("train_model", "score_flights", "rollback_model"):
+        for t in bag.dags[dag_id].tasks:
+            t.retries = 0  # failures now, not after the production retry delays
+    return bag.dags
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+DEFAULTS = {**TRAIN, "grid": SMALL_GRID, "shuffle_labels": False, "require_approval": False}
+
+
+def train(dags, **conf):
+    # dag.test() keeps a run's conf in the DAG's params: every run states all of them.
+    return dags["train_model"].test(run_conf={**DEFAULTS, **conf})
+
+
+def champion_version() -> str | None:
+    from include import tracking
+
+    found = tracking.champion(get_settings())
+    return found.version if found else None
+
+
+def version_tags(version: str) -> dict[str, str]:
+    from include import tracking
+
+    return dict(tracking.client(get_settings()).get_model_version(get_settings().model_name, version).tags)
+
+
+def test_first_training_deploys_and_serving_follows(world, dags):
+    from include import tracking
+
+    run = train(dags, reason="first model")
+    s = states(run)
+    assert s["deploy_champion"] == "success", s
+    assert s["reject_candidate"] == "skipped" and s["approve_deployment"] == "skipped"
+    assert s["train_candidate"] == "success"
+    version = champion_version()
+    assert version == tracking.challenger(get_settings()).version
+    tags = version_tags(version)
+    assert tags["gate.decision"] == "deploy" and tags["smoke_test"] == "passed"
+    assert tags["champion.previous"] == "none"
+    served = httpx.get(f"{world['url']}/version").json()
+    assert served["version"] == version
+
+    # MLflow holds the record: a parent run, one child per candidate with metrics and artifacts.
+    client = tracking.client(get_settings())
+    mv = client.get_model_version(get_settings().model_name, version)
+    child = client.get_run(mv.run_id)
+    for metric in ("roc_auc", "pr_auc", "log_loss", "brier", "precision_at_threshold", "recall_at_threshold"):
+        assert metric in child.data.metrics
+    assert child.data.tags["gate.decision"] == "deploy"
+    assert child.data.tags["feature_service"] == "flight_delay_v1"
+    assert len(child.data.tags["partitions_sha256"]) == 64
+    parent_id = child.data.tags["mlflow.parentRunId"]
+    children = client.search_runs(
+        [child.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    assert len(children) == len(SMALL_GRID)
+    artifacts = {a.path for a in client.list_artifacts(mv.run_id)} | {
+        a.path for a in client.list_artifacts(mv.run_id, "plots")
+    }
+    assert {"gate_decision.json", "lineage.json", "plots/roc_calibration.png"} <= artifacts
+    info = __import__("mlflow").models.get_model_info(f"models:/{get_settings().model_name}/{version}")
+    assert info.signature is not None and info.saved_input_example_info is not None
+
+
+def test_predict_answers_for_a_scheduled_flight_and_refuses_bad_input(world, dags):
+    import pandas as pd
+
+    from include.dataset import FLIGHT_SCHEDULES
+    from include.lake import partition_path
+    from include.serving import prediction_log
+
+    url, version = world["url"], champion_version()
+    last = DAYS[-1]
+    flights = pd.read_parquet(
+        partition_path(
+            get_settings().lake_root, "validated", FLIGHT_SCHEDULES.name, last, last + timedelta(days=1)
+        )
+    )
+    flight_id = int(flights["flight_id"].iloc[0])
+    answer = httpx.post(f"{url}/predict", json={"flight_id": flight_id})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["model_version"] == version and 0.0 <= body["score"] <= 1.0
+
+    by_keys = httpx.post(
+        f"{url}/predict",
+        json={"carrier": "UA", "origin": "EWR", "dest": "ORD", "scheduled_departure": "2013-06-30T18:00:00Z"},
+    )
+    assert by_keys.status_code == 200, by_keys.text
+
+    assert httpx.post(f"{url}/predict", json={"flight_id": 999_999_999}).status_code == 404
+    assert httpx.post(f"{url}/predict", json={"flight": 1}).status_code == 422
+    assert httpx.post(f"{url}/predict", json={"carrier": "UA"}).status_code == 422
+    assert (
+        httpx.post(
+            f"{url}/predict", content=b"not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        logged = prediction_log.read(
+            prediction_log.engine(get_settings().prediction_log_url), source="online"
+        )
+        if len(logged) >= 2:
+            break
+        time.sleep(0.5)
+    assert flight_id in set(logged["flight_id"]) and set(logged["model_version"]) == {version}
+
+
+def test_batch_scoring_writes_one_prediction_per_scheduled_flight(world, dags):
+    import pandas as pd
+
+    from include.dataset import FLIGHT_SCHEDULES
+    from include.lake import interval_key, partition_path
+    from include.serving import prediction_log
+
+    day = DAYS[-2]
+    conf = {"interval_start": f"{day:%Y-%m-%d}", "days": 1}
+    for _ in range(2):  # a rerun replaces, never duplicates
+        run = dags["score_flights"].test(run_conf=conf)
+        assert states(run)["score_next_day"] == "success"
+    scheduled = pd.read_parquet(
+        partition_path(
+            get_settings().lake_root, "validated", FLIGHT_SCHEDULES.name, day, day + timedelta(days=1)
+        )
+    )
+    logged = prediction_log.read(
+        prediction_log.engine(get_settings().prediction_log_url),
+        source="batch",
+        batch_key=interval_key(day, day + timedelta(days=1)),
+    )
+    assert len(logged) == scheduled["flight_id"].nunique() > 500
+    assert logged["flight_id"].is_unique and set(logged["flight_id"]) == set(scheduled["flight_id"])
+    assert set(logged["model_version"]) == {champion_version()}
+    assert logged["score"].between(0, 1).all() and logged["features"].str.startswith("{").all()
+
+
+def test_shuffled_labels_are_rejected_and_champion_unchanged(world, dags):
+    before = champion_version()
+    run = train(dags, grid=SMALL_GRID[1:], shuffle_labels=True, reason="gate audit")
+    s = states(run)
+    assert s["reject_candidate"] == "success" and s["deploy_champion"] == "skipped", s
+    assert champion_version() == before
+    from include import tracking
+
+    rejected = tracking.challenger(get_settings()).version
+    tags = version_tags(rejected)
+    assert rejected != before and tags["gate.decision"] == "reject"
+    assert "absolute_floor" in tags["gate.reasons"] or "beats_baseline" in tags["gate.reasons"]
+
+
+def test_failed_serving_check_restores_the_previous_champion(world, dags):
+    before = champion_version()
+    world["mp"].setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        run = train(dags, reason="serving down")
+    finally:
+        world["mp"].setenv("MLOPS_SERVING_URL", world["url"])
+    s = states(run)
+    assert s["evaluate_gate"] == "success" and s["deploy_champion"] == "failed", s
+    assert champion_version() == before
+    from include import tracking
+
+    failed = tracking.challenger(get_settings()).version
+    assert version_tags(before).get("champion.restored_after_failed_deploy_of") == failed
+
+
+def test_approved_training_deploys_then_rollback_moves_back(world, dags):
+    first = champion_version()
+    run = dags["train_model"].test(
+        run_conf={**DEFAULTS, "require_approval": True, "reason": "approved"},
+        mark_success_pattern="approve_deployment",
+    )
+    s = states(run)
+    assert s["approve_deployment"] == "success" and s["deploy_champion"] == "success", s
+    second = champion_version()
+    assert second != first and version_tags(second)["champion.previous"] == first
+
+    run = dags["rollback_model"].test(run_conf={"version": first, "reason": "e2e rollback"})
+    assert states(run)["rollback_champion"] == "success"
+    assert champion_version() == first
+    assert httpx.get(f"{world['url']}/version").json()["version"] == first
+    assert version_tags(first)["champion.reason"] == "e2e rollback"
+    assert version_tags(first)["champion.previous"] == second

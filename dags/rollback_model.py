@@ -4,10 +4,11 @@
 **When it runs.** By hand only, with Params `version` (a registered version of the model) and
 `reason` (required).
 
-**What it does.** Checks the version exists and is not already the champion, moves `champion`
+**What it does.** Checks the version exists, moves `champion`
 to it (the version's tags record who, when, why and what it replaced), makes the online service
 reload and verifies that it serves that version; if the service does not, `champion` is put back
-and the task fails. Emits `champion_model`. Batch scoring picks the version up on its next run.
+and the task fails. Safe to retry: a version that already is the champion is only
+re-verified. Emits `champion_model`. Batch scoring picks the version up on its next run.
 
 **When a task is red** (runbook: README.md, *On call*).
 - `ValueError` "no version": the version does not exist; look it up in MLflow's Models page.
@@ -16,7 +17,7 @@ and the task fails. Emits `champion_model`. Batch scoring picks the version up o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
@@ -32,7 +33,7 @@ def _asset(spec: AssetName) -> Asset:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "ml-platform", "retries": 0},
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
     tags=["mlops", "deployment", "mlflow"],
     doc_md=__doc__,
     params={

@@ -204,9 +204,13 @@ def rollback(settings: Settings, version: str, record: dict[str, str]) -> dict[s
             "choose one from MLflow's Models page"
         ) from exc
     current = tracking.champion(settings)
-    if current is not None and current.version == version:
-        raise ValueError(f"version {version} is already the champion; nothing to roll back")
-    result = move_champion(settings, version, probe_from_lake(settings), record)
+    probe = probe_from_lake(settings)
+    if current is not None and current.version == version:  # a retry, or nothing to do: verify only
+        serving_reload(settings)
+        serving_check(settings, version, probe)
+        log.warning("version %s already is the champion; the online service serves it", version)
+        return {"version": version, "previous": version, "probe": None}
+    result = move_champion(settings, version, probe, record)
     log.warning(
         "ROLLBACK: champion %s -> %s by %s: %s",
         result["previous"],

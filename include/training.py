@@ -12,11 +12,11 @@ import io
 import pickle
 import time
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # the DAG file imports DEFAULT_GRID from here: keep numpy/pandas out of parsing
+    import numpy as np
+    import pandas as pd
 
 CATEGORICAL = ("carrier", "origin")
 """Entity keys the models see as categories (they are also the gate's slices)."""
@@ -53,6 +53,8 @@ def time_split(frame: pd.DataFrame, time_column: str, holdout_days: int) -> Spli
     """Holdout = flights of the latest `holdout_days` days of the window; train = everything before.
 
     Random splits would let a model learn a day's weather from its neighbours: time-based only."""
+    import pandas as pd
+
     if holdout_days < 1:
         raise ValueError("holdout_days must be at least 1")
     times = pd.to_datetime(frame[time_column], utc=True)
@@ -126,6 +128,8 @@ def fit(
 
     `shuffle_labels` breaks the link between features and label on purpose (an audit of the gate:
     such a model must be rejected)."""
+    import numpy as np
+
     y = train["late"].to_numpy()
     if shuffle_labels:
         y = np.random.default_rng(0).permutation(y)
@@ -148,6 +152,7 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
 
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """Ranking, probability and decision metrics of scores `p` against labels `y`."""
+    import numpy as np
     from sklearn.metrics import (
         average_precision_score,
         brier_score_loss,
@@ -216,6 +221,8 @@ def model_size_mb(model: Any) -> float:
 
 def single_row_latency_ms(model: Any, frame: pd.DataFrame, columns: list[str], rows: int = 50) -> float:
     """Median time to score one flight (a one-row DataFrame), as the online service does."""
+    import numpy as np
+
     sample = frame[columns].head(rows)
     model.predict_proba(sample.iloc[[0]])  # warm-up
     times = []
@@ -259,10 +266,3 @@ def importance_figure(importance: dict[str, float], top: int = 15) -> Any:
     ax.set_xlabel("mean ROC AUC drop when shuffled (holdout)")
     fig.tight_layout()
     return fig
-
-
-def window_bounds(end: pd.Timestamp, days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[end - days, end) at day boundaries (UTC)."""
-    end = pd.Timestamp(end).tz_convert("UTC") if pd.Timestamp(end).tzinfo else pd.Timestamp(end, tz="UTC")
-    end = end.floor("D")
-    return end - timedelta(days=days), end

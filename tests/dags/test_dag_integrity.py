@@ -34,6 +34,20 @@ EXPECTED_TASKS = {
         "materialize_online",
         "verify_online_reads",
     },
+    "train_model": {
+        "prepare_training_data",
+        "plan_candidates",
+        "train_candidate",
+        "register_best",
+        "evaluate_gate",
+        "choose_path",
+        "reject_candidate",
+        "approve_deployment",
+        "no_approval_required",
+        "deploy_champion",
+    },
+    "score_flights": {"score_next_day"},
+    "rollback_model": {"rollback_champion"},
 }
 
 

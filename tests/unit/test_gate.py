@@ -64,3 +64,24 @@ def test_thresholds_live_in_one_place_and_are_recorded():
         "passed": False,
         "detail": "ROC AUC 0.7000 >= 0.7500",
     }
+
+
+def test_ties_pass_every_comparison():
+    t = GateThresholds()
+    at_floor = ModelEvidence(t.min_roc_auc, {"carrier=UA": (t.slice_floor_roc_auc, 1000)})
+    decision = decide(
+        at_floor, t.min_roc_auc - t.baseline_margin, None, True, t.max_size_mb, t.max_latency_ms
+    )
+    assert decision.passed, decision.reasons
+    same = run(candidate=CHAMPION, champion=CHAMPION)  # retraining on the same data
+    assert same.passed, same.reasons
+
+
+def test_a_slice_missing_on_one_side_is_reported_not_invented():
+    only_champion = ModelEvidence(0.69, {**CHAMPION.slices, "carrier=WN": (0.80, 400)})
+    decision = run(champion=only_champion)
+    assert decision.passed and not any("WN" in c.name for c in decision.checks)
+    new_slice = ModelEvidence(0.70, {**GOOD.slices, "carrier=F9": (0.60, 300)})
+    decision = run(candidate=new_slice)
+    names = [c.name for c in decision.checks]
+    assert "slice_floor[carrier=F9]" in names and "slice_regression[carrier=F9]" not in names

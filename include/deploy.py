@@ -180,6 +180,7 @@ def probe_from_lake(settings: Settings) -> dict[str, Any]:
         if len(frame):
             first = frame.sort_values("flight_id").iloc[0]
             return {
+                "flight_id": int(first["flight_id"]),
                 "tailnum": None if pd.isna(first["tailnum"]) else str(first["tailnum"]),
                 "carrier": str(first["carrier"]),
                 "origin": str(first["origin"]),

@@ -39,6 +39,29 @@ def api_url() -> str:
     return f"http://{API_HOST}:{api_port()}"
 
 
+def mlflow_port() -> int:
+    """Port of `make run`'s MLflow server (UI and API): 5000 unless MLOPS_MLFLOW_PORT says otherwise."""
+    return int(os.environ.get("MLOPS_MLFLOW_PORT") or 5000)
+
+
+def serving_port() -> int:
+    """Port of `make run`'s online prediction service: 8000 unless MLOPS_SERVING_PORT says otherwise."""
+    return int(os.environ.get("MLOPS_SERVING_PORT") or 8000)
+
+
+def services_env() -> dict[str, str]:
+    """Where `make run`'s own services listen; tasks and the serving app find them here.
+
+    Only `make run` sets these: tests use MLflow's local SQLite default and start their own
+    service. A team server is one variable away (MLFLOW_TRACKING_URI in the environment wins)."""
+    return {
+        "MLOPS_MLFLOW_PORT": str(mlflow_port()),
+        "MLOPS_SERVING_PORT": str(serving_port()),
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or f"http://{API_HOST}:{mlflow_port()}",
+        "MLOPS_SERVING_URL": os.environ.get("MLOPS_SERVING_URL") or f"http://{API_HOST}:{serving_port()}",
+    }
+
+
 def airflow_env(
     airflow_home: Path,
     *,
@@ -84,7 +107,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m include.runtime_env <airflow_home>", file=sys.stderr)
         return 2
-    for key, value in airflow_env(Path(argv[0]).resolve()).items():
+    for key, value in {**airflow_env(Path(argv[0]).resolve()), **services_env()}.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
 

@@ -22,6 +22,25 @@ fi
 echo "==> demo source database"
 "$PY" -m include.demo_source ensure
 
+# start_service <name> <log> <command...>: in its own session (make stop signals the group).
+start_service() {
+  local name=$1 log=$2; shift 2
+  local pgid_file=$AIRFLOW_HOME/$name.pgid
+  if [ -s "$pgid_file" ] && kill -0 -- "-$(cat "$pgid_file")" 2>/dev/null; then
+    echo "==> $name already running (process group $(cat "$pgid_file"))"
+    return
+  fi
+  setsid "$@" > "$log" 2>&1 < /dev/null &
+  echo $! > "$pgid_file"
+}
+
+echo "==> MLflow server on $MLFLOW_TRACKING_URI (SQLite + local artifacts under $MLOPS_DATA_DIR/mlflow)"
+mkdir -p "$MLOPS_DATA_DIR/mlflow/artifacts"
+start_service mlflow "$AIRFLOW_HOME/logs/mlflow.log" \
+  mlflow server --backend-store-uri "sqlite:///$MLOPS_DATA_DIR/mlflow/mlflow.db" \
+  --artifacts-destination "$MLOPS_DATA_DIR/mlflow/artifacts" \
+  --host 127.0.0.1 --port "$MLOPS_MLFLOW_PORT" --workers 1
+
 pidfile=$AIRFLOW_HOME/airflow.pgid
 if [ -s "$pidfile" ] && kill -0 -- "-$(cat "$pidfile")" 2>/dev/null; then
   echo "==> Airflow already running (process group $(cat "$pidfile"))"
@@ -57,6 +76,16 @@ if ! "$PY" scripts/demo_state.py --days "$DEMO_DAYS"; then
   exit 1
 fi
 
+echo "==> online prediction service on $MLOPS_SERVING_URL"
+start_service serving "$AIRFLOW_HOME/logs/serving.log" \
+  "$PY" -m uvicorn include.serving.app:create_app --factory \
+  --host 127.0.0.1 --port "$MLOPS_SERVING_PORT" --log-level warning
+if ! "$PY" scripts/demo_model.py --days "$DEMO_DAYS"; then
+  echo "make run: no champion was deployed; Airflow keeps running (make stop to stop it)." >&2
+  tail -n 20 "$AIRFLOW_HOME/logs/serving.log" >&2 || true
+  exit 1
+fi
+
 cat <<MSG
 
 airflow-mlops is running ($(( $(date +%s) - started )) s).
@@ -67,6 +96,10 @@ airflow-mlops is running ($(( $(date +%s) - started )) s).
                Data Docs: ${MLOPS_DATA_DIR}/data_docs/index.html (each validate_<table> log names its page)
                DAG materialize_features: one run per batch of validated days; asset flight_features
                Feast:     make feast ARGS="feature-views list"   (online store ${MLOPS_DATA_DIR}/feast/online_store.db)
+               DAG train_model: candidates, gate (evaluate_gate log), deploy_champion; score_flights; rollback_model
+  MLflow UI    ${MLFLOW_TRACKING_URI}   experiment flight_delay; Models > flight_delay (aliases champion, challenger)
+  Serving      curl -s -X POST ${MLOPS_SERVING_URL}/predict -H 'content-type: application/json' -d '{"flight_id": <id>}'
+               ${MLOPS_SERVING_URL}/health   ${MLOPS_SERVING_URL}/version   ${MLOPS_SERVING_URL}/docs
   Logs         $AIRFLOW_HOME/logs/standalone.log
   Stop         make stop
 MSG

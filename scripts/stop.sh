@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make stop`: stop Airflow and every process of this project's Airflow home.
+# `make stop`: stop Airflow, MLflow, the prediction service and every process of this project's
+# Airflow home.
 # standalone's children survive a plain SIGTERM to the parent, so the whole process group
 # is signalled, then any straggler whose environment names our AIRFLOW_HOME is killed.
 set -uo pipefail
@@ -23,17 +24,20 @@ ours() {
     pid=${env#/proc/}; pid=${pid%/environ}
     case "$keep" in *" $pid "*) continue ;; esac
     [ "$pid" = "$BASHPID" ] && continue  # the subshell running this function
-    { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -Eq '^airflow |/bin/airflow( |$)' || continue
+    { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null \
+      | grep -Eq '^airflow |/bin/airflow( |$)|mlflow|uvicorn|gunicorn|include.serving' || continue
     if { tr '\0' '\n' < "$env"; } 2>/dev/null | grep -qx "AIRFLOW_HOME=$AF_HOME"; then
       echo "$pid"
     fi
   done
 }
 
-if [ -s "$pidfile" ]; then
-  pgid=$(cat "$pidfile")
+stop_group() {  # stop_group <name> <pgid file>
+  local pgid
+  [ -s "$2" ] || return 0
+  pgid=$(cat "$2")
   if kill -0 -- "-$pgid" 2>/dev/null; then
-    echo "stopping Airflow (process group $pgid)"
+    echo "stopping $1 (process group $pgid)"
     kill -TERM -- "-$pgid" 2>/dev/null
     for _ in $(seq 1 30); do
       kill -0 -- "-$pgid" 2>/dev/null || break
@@ -41,8 +45,12 @@ if [ -s "$pidfile" ]; then
     done
     kill -KILL -- "-$pgid" 2>/dev/null || true
   fi
-  rm -f "$pidfile"
-fi
+  rm -f "$2"
+}
+
+stop_group "the prediction service" "$AF_HOME/serving.pgid"
+stop_group Airflow "$pidfile"
+stop_group MLflow "$AF_HOME/mlflow.pgid"
 
 left=$(ours)
 if [ -n "$left" ]; then
@@ -55,4 +63,4 @@ if [ -n "$left" ]; then
   echo "still running: $(echo $left)" >&2
   exit 1
 fi
-echo "stopped: no Airflow process of this project is running"
+echo "stopped: no Airflow, MLflow or serving process of this project is running"

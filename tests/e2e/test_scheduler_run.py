@@ -50,13 +50,15 @@ def processes_with_home(home: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
     root = tmp_path_factory.mktemp("standalone")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_TRACKING"))}
     env.update(
         AIRFLOW_HOME=str(root / "airflow"),
         MLOPS_DATA_DIR=str(root / "data"),
         MLOPS_API_PORT=str(free_port()),
         MLOPS_WORKER_LOG_PORT=str(free_port()),
         MLOPS_TRIGGER_LOG_PORT=str(free_port()),
+        MLOPS_MLFLOW_PORT=str(free_port()),
+        MLOPS_SERVING_PORT=str(free_port()),
         DEMO_DAYS=str(DAYS),
     )
     started = time.monotonic()

@@ -1,0 +1,126 @@
+"""`make run`'s last step: a champion in MLflow, the next day's flights scored, /predict answering.
+
+Usage: python scripts/demo_model.py [--days 14] [--timeout 1200]
+
+Waits for the MLflow server and the online service, triggers train_model once when no version
+has the alias `champion` (and enough days exist to train on), then score_flights for the latest
+interval, and finally asks the service for a prediction of a flight of the next day and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+from airflow_api import AirflowAPI
+
+from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+
+MIN_DAYS = 7  # fewer ingested days leave too little to train and hold out
+
+
+def http_json(url: str, body: dict | None = None, timeout: float = 10) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode() or "{}")
+
+
+def wait_up(name: str, url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).read()
+            return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not answer at {url} within {timeout:.0f} s") from None
+            time.sleep(2)
+
+
+def run_and_wait(api: AirflowAPI, dag_id: str, run_id: str, conf: dict, timeout: float) -> str:
+    """Trigger `dag_id` once (a fixed run id makes a rerun of make run reuse it) and wait."""
+    try:
+        api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+    except urllib.error.HTTPError as exc:
+        if exc.code != 409:  # 409: this run exists already (make run ran before)
+            raise
+    deadline = time.monotonic() + timeout
+    while True:
+        state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return state
+        if time.monotonic() > deadline:
+            return f"still {state} after {timeout:.0f} s"
+        print(f"  {dag_id}: {state}", flush=True)
+        time.sleep(10)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--timeout", type=float, default=1200)
+    args = parser.parse_args(argv)
+
+    from include import tracking
+    from include.config import get_settings
+    from include.deploy import probe_from_lake
+
+    settings = get_settings()
+    wait_up("MLflow", f"{settings.mlflow_tracking_uri}/health", 180)
+    wait_up("the online service", f"{settings.serving_url}/health", 180)
+    api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
+    today = datetime.now(UTC).date()
+
+    champion = tracking.champion(settings)
+    if champion is None:
+        if args.days < MIN_DAYS:
+            print(f"  {args.days} days ingested (< {MIN_DAYS}): train_model not triggered")
+            return 0
+        print("==> training the first model (train_model: candidates, MLflow, gate, deployment)")
+        state = run_and_wait(
+            api,
+            "train_model",
+            f"make_run__first_model__{today}",
+            {"reason": "make run: first model", "window_days": args.days},
+            args.timeout,
+        )
+        champion = tracking.champion(settings)
+        if champion is None:
+            challenger = tracking.challenger(settings)
+            reasons = challenger.tags.get("gate.reasons", "") if challenger else "no candidate registered"
+            print(f"train_model {state}; no champion. Gate: {reasons}. See the run's logs.", file=sys.stderr)
+            return 1
+
+    latest = today - timedelta(days=1)
+    print(f"==> scoring the flights published on {latest} (score_flights)")
+    state = run_and_wait(
+        api,
+        "score_flights",
+        f"make_run__score__{latest}__v{champion.version}",
+        {"interval_start": str(latest), "days": 1},
+        600,
+    )
+    if state != "success":
+        print(f"score_flights {state}: see its logs in the Airflow UI", file=sys.stderr)
+        return 1
+
+    request = {"flight_id": probe_from_lake(settings)["flight_id"]}  # a flight departing the next day
+    answer = http_json(f"{settings.serving_url}/predict", request)
+    tags = champion.tags
+    print(
+        f"  champion: {settings.model_name} version {champion.version} "
+        f"(gate: {tags.get('gate.decision', '?')}; {tags.get('gate.reasons', '')})"
+    )
+    print(f"  POST {settings.serving_url}/predict {json.dumps(request)}\n    -> {json.dumps(answer)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

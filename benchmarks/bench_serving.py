@@ -397,7 +397,7 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
         o1 = time.perf_counter()
         if i < 20:  # warm-up
             continue
-        for key, a, b in zip(list(steps)[:7], t, t[1:], strict=True):
+        for key, a, b in zip(list(steps)[:7], t[:-1], t[1:], strict=True):
             steps[key].append((b - a) * 1000)
         steps["total"].append((t[-1] - t[0]) * 1000)
         steps["online_frame_as_one_call"].append((o1 - o0) * 1000)

@@ -146,7 +146,24 @@ def train_candidate(
     tags: dict[str, str],
     shuffle_labels: bool = False,
 ) -> dict[str, Any]:
-    """Fit one spec, measure it on the holdout, log everything to a child MLflow run."""
+    """Fit one spec, measure it on the holdout, log everything to a child MLflow run.
+
+    One thread per candidate: Airflow runs two candidates at a time on 2 cores, and OpenMP
+    threads of several processes competing for the same cores made a 2 s fit take minutes."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _train_candidate(settings, prepared, spec, parent_run_id, tags, shuffle_labels)
+
+
+def _train_candidate(
+    settings: Settings,
+    prepared: dict[str, Any],
+    spec: dict[str, Any],
+    parent_run_id: str,
+    tags: dict[str, str],
+    shuffle_labels: bool,
+) -> dict[str, Any]:
     import matplotlib.pyplot as plt
     import mlflow
     from mlflow.models import infer_signature

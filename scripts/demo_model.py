@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from airflow_api import AirflowAPI
 
@@ -51,9 +52,13 @@ def run_and_wait(api: AirflowAPI, dag_id: str, run_id: str, conf: dict, timeout:
     except urllib.error.HTTPError as exc:
         if exc.code != 409:  # 409: this run exists already (make run ran before)
             raise
+    return wait_run(api, dag_id, run_id, timeout)
+
+
+def wait_run(api: AirflowAPI, dag_id: str, run_id: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
         if state in ("success", "failed"):
             return state
         if time.monotonic() > deadline:
@@ -78,6 +83,10 @@ def main(argv: list[str]) -> int:
     api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
     today = datetime.now(UTC).date()
 
+    active = [r for r in api.dag_runs("train_model") if r["state"] in ("queued", "running")]
+    for run in active:  # e.g. the weekly run the scheduler starts when it comes up on a Monday
+        print(f"==> waiting for train_model run {run['dag_run_id']}")
+        wait_run(api, "train_model", run["dag_run_id"], args.timeout)
     champion = tracking.champion(settings)
     if champion is None:
         if args.days < MIN_DAYS:

@@ -188,6 +188,11 @@ def create_app(settings: Settings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        from threadpoolctl import threadpool_limits
+
+        # One flight per request: OpenMP thread start-up costs more than it saves, and the
+        # threads would compete with the other processes on the machine.
+        threadpool_limits(limits=1)
         store = open_store(settings, _online_conn(settings))
         state["store"] = store
         state["views"] = service_views(store, FEATURE_SERVICE)

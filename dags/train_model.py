@@ -24,8 +24,10 @@ grid, `require_approval`, reason).
    is put back and the task fails.
 
 **When a task is red** (runbook: README.md, *On call*).
-- `TrainingSetError` / "no validated flight_outcomes": the window has no features or labels;
-  run ingest_flights / materialize_features for it, or choose another window.
+- Skipped `prepare_training_data` ("not training: only N validated day(s)"): too little data in the
+  window (a new install). Ingest more days or choose another window; nothing to fix otherwise.
+- `TrainingSetError`: the window has no features or labels; run ingest_flights /
+  materialize_features for it, or choose another window.
 - `CandidateSpecError`: a search-grid entry is wrong; fix the Params and trigger again.
 - `DeploymentError`: the smoke test or the serving check failed. The log says what `champion` is
   now (unchanged or restored). Fix the service (make run starts it), then clear `deploy_champion`.

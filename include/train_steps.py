@@ -29,6 +29,21 @@ class NoCandidateError(RuntimeError):
     """Every candidate of the grid failed: nothing to register."""
 
 
+class NotEnoughDataError(RuntimeError):
+    """Too few validated days to train and hold out (a new install, or a window before the data)."""
+
+
+MIN_TRAIN_DAYS = 3  # days of training rows needed on top of the holdout
+
+
+def validated_days(lake_root: str, start: datetime, end: datetime) -> int:
+    """How many daily validated flight_outcomes partitions lie inside [start, end)."""
+    from include.dataset import FLIGHT_OUTCOMES
+    from include.lake import partitions_between
+
+    return len(partitions_between(lake_root, "validated", FLIGHT_OUTCOMES.name, start, end))
+
+
 def run_folder(settings: Settings, run_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
     return settings.training_sets_dir / safe
@@ -44,7 +59,7 @@ def latest_window_end(lake_root: str) -> datetime:
         lake_root, "validated", FLIGHT_OUTCOMES.name, datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC)
     )
     if not files:
-        raise FileNotFoundError(
+        raise NotEnoughDataError(
             f"no validated flight_outcomes partitions under {lake_root}: run ingest_flights first"
         )
     latest_end = max(parse_interval_key(Path(f).parent.name.removeprefix("interval="))[1] for f in files)
@@ -61,6 +76,13 @@ def prepare_training_data(
 ) -> dict[str, Any]:
     """Training set from Feast for [end - days, end), split by time, written for the candidates."""
     start = window_end - timedelta(days=window_days)
+    have = validated_days(settings.lake_root, start, window_end)
+    if have < holdout_days + MIN_TRAIN_DAYS:
+        raise NotEnoughDataError(
+            f"only {have} validated day(s) of flight outcomes in [{start:%Y-%m-%d}, {window_end:%Y-%m-%d}); "
+            f"training needs at least {holdout_days + MIN_TRAIN_DAYS} ({holdout_days} held out). "
+            "Ingest more days (ingest_flights) or choose another window."
+        )
     ts = build_training_set(
         store,
         settings.lake_root,

@@ -51,6 +51,7 @@ RATE = 100.0  # requests per second, open loop
 RUNS_S = (10, 60)
 CLIENT_THREADS = 2
 GOAL_P99_MS = 10.0
+GRACE_S = 10.0  # a run stops sending this long after its last request was due (an overloaded service)
 PROFILE_CALLS = 500
 LOG = logging.getLogger("bench")
 
@@ -287,6 +288,8 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
                 if wait > 0:
                     time.sleep(wait)
                 sent = time.perf_counter()
+                if sent > start + seconds + GRACE_S:
+                    break  # overloaded: what is still due counts as not sent
                 try:
                     ok = client.post("/predict", json={"flight_id": ids[i % len(ids)]}).status_code == 200
                 except httpx.HTTPError:
@@ -294,6 +297,7 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
                 done = time.perf_counter()
                 results[i] = (done - sent, done - due, ok, sent - due)
 
+    load_before = round(os.getloadavg()[0], 2)
     cpu0, client_cpu0 = cpu_seconds(server_pid), time.process_time()
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(CLIENT_THREADS)]
     for t in threads:
@@ -309,6 +313,9 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
         "duration_s": seconds,
         "target_rate": RATE,
         "requests": len(got),
+        "not_sent": n - len(got),
+        "load_average_1m_before": load_before,
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "errors": sum(1 for r in got if not r[2]),
         "achieved_rate": round(len(got) / elapsed, 1),
         "latency": summary_ms(latency),
@@ -323,10 +330,11 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
 def print_run(name: str, r: dict[str, Any]) -> None:
     lat, sch = r["latency"], r["latency_from_schedule"]
     print(
-        f"  {name:<14} {r['requests']:>5} req at {r['achieved_rate']:>5} req/s, {r['errors']} errors: "
+        f"  {name:<14} {r['requests']:>5} req ({r['not_sent']} not sent) at {r['achieved_rate']:>5} req/s, "
+        f"{r['errors']} errors: "
         f"p50 {lat['p50_ms']} / p90 {lat['p90_ms']} / p99 {lat['p99_ms']} / max {lat['max_ms']} ms "
         f"(from schedule p99 {sch['p99_ms']} ms; {r['over_goal']} over {GOAL_P99_MS:g} ms; "
-        f"server CPU {r['server_cpu_ms_per_request']} ms/req)",
+        f"server CPU {r['server_cpu_ms_per_request']} ms/req; load avg {r['load_average_1m_before']})",
         flush=True,
     )
 
@@ -464,7 +472,10 @@ def main() -> int:
     results: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        print(f"warning: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: figures will suffer")
     service = None
     try:
         settings = get_settings()

@@ -87,7 +87,7 @@ class Settings:
     """P(late) at or above which a flight is flagged late (precision/recall are measured there)."""
 
     smoke_max_latency_ms: float
-    """Deployment smoke test: the slowest single-flight prediction allowed (ms)."""
+    """Deployment smoke test: the median single-flight prediction time allowed (ms)."""
 
     @property
     def mlflow_dir(self) -> Path:

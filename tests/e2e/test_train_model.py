@@ -254,6 +254,14 @@ def test_shuffled_labels_are_rejected_and_champion_unchanged(world, dags):
     assert "absolute_floor" in tags["gate.reasons"] or "beats_baseline" in tags["gate.reasons"]
 
 
+def test_a_window_without_data_skips_training(world, dags):
+    before = champion_version()
+    run = train(dags, window_end="2013-05-10", reason="no data there")
+    s = states(run)
+    assert s["prepare_training_data"] == "skipped" and s["deploy_champion"] == "skipped", s
+    assert str(run.state) == "success" and champion_version() == before
+
+
 def test_failed_serving_check_restores_the_previous_champion(world, dags):
     before = champion_version()
     world["mp"].setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there

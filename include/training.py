@@ -199,14 +199,17 @@ def baseline_auc(holdout: pd.DataFrame) -> float:
 
 
 def permutation_importance(
-    model: Any, holdout: pd.DataFrame, columns: list[str], max_rows: int = 3000
+    model: Any, holdout: pd.DataFrame, columns: list[str], max_rows: int = 1000, repeats: int = 2
 ) -> dict[str, float]:
-    """Mean drop of ROC AUC when one input column is shuffled (sorted, largest first)."""
+    """Mean drop of ROC AUC when one input column is shuffled (sorted, largest first).
+
+    On a sample: columns x repeats predictions of the whole pipeline cost ~1 min on 3,000 rows
+    with 3 repeats on a busy 2-core machine; 1,000 rows x 2 repeats ranks the same top features."""
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
     sample = holdout.sample(n=min(max_rows, len(holdout)), random_state=0)
     result = sk_permutation_importance(
-        model, sample[columns], sample["late"], scoring="roc_auc", n_repeats=3, random_state=0, n_jobs=1
+        model, sample[columns], sample["late"], scoring="roc_auc", n_repeats=repeats, random_state=0, n_jobs=1
     )
     pairs = sorted(zip(columns, result.importances_mean, strict=True), key=lambda kv: -kv[1])
     return {name: float(value) for name, value in pairs}

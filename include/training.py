@@ -204,7 +204,7 @@ def permutation_importance(
     """Mean drop of ROC AUC when one input column is shuffled (sorted, largest first).
 
     On a sample: columns x repeats predictions of the whole pipeline cost ~1 min on 3,000 rows
-    with 3 repeats on a busy 2-core machine; 1,000 rows x 2 repeats ranks the same top features."""
+    with 3 repeats on a busy 2-core machine; a sample of 1,000 x 2 is an indication, not a census."""
     from sklearn.inspection import permutation_importance as sk_permutation_importance
 
     sample = holdout.sample(n=min(max_rows, len(holdout)), random_state=0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,34 +35,45 @@ class NotEnoughDataError(RuntimeError):
 MIN_TRAIN_DAYS = 3  # days of training rows needed on top of the holdout
 
 
-def validated_days(lake_root: str, start: datetime, end: datetime) -> int:
-    """How many daily validated flight_outcomes partitions lie inside [start, end)."""
-    from include.dataset import FLIGHT_OUTCOMES
-    from include.lake import partitions_between
-
-    return len(partitions_between(lake_root, "validated", FLIGHT_OUTCOMES.name, start, end))
-
-
 def run_folder(settings: Settings, run_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
     return settings.training_sets_dir / safe
 
 
-def latest_window_end(lake_root: str) -> datetime:
-    """Default end of the training window: the day before the latest validated outcomes' end
-    (labels of the latest day are still arriving)."""
-    from include.dataset import FLIGHT_OUTCOMES
+def _ends(lake_root: str, zone: str, table: str, start: datetime, end: datetime) -> list[datetime]:
+    """Ends of the daily partitions of `table` in `zone` inside [start, end)."""
     from include.lake import parse_interval_key, partitions_between
 
-    files = partitions_between(
-        lake_root, "validated", FLIGHT_OUTCOMES.name, datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC)
-    )
-    if not files:
+    files = partitions_between(lake_root, zone, table, start, end)  # type: ignore[arg-type]
+    return [parse_interval_key(Path(f).parent.name.removeprefix("interval="))[1] for f in files]
+
+
+def ready_days(lake_root: str, start: datetime, end: datetime) -> int:
+    """Days in [start, end) with validated outcomes (labels) AND every feature view's partition."""
+    from include.dataset import FLIGHT_OUTCOMES
+    from include.features.engineering import FEATURE_TABLES
+
+    days = set(_ends(lake_root, "validated", FLIGHT_OUTCOMES.name, start, end))
+    for table in FEATURE_TABLES:
+        days &= set(_ends(lake_root, "features", table, start, end))
+    return len(days)
+
+
+def latest_window_end(lake_root: str) -> datetime:
+    """Default end of the training window: the day before the latest day that has both validated
+    outcomes and features (the labels of that latest day are still arriving)."""
+    from include.dataset import FLIGHT_OUTCOMES
+    from include.features.engineering import FEATURE_TABLES
+
+    everything = (datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
+    latest = [max(_ends(lake_root, "validated", FLIGHT_OUTCOMES.name, *everything), default=None)]
+    latest += [max(_ends(lake_root, "features", t, *everything), default=None) for t in FEATURE_TABLES]
+    if any(x is None for x in latest):
         raise NotEnoughDataError(
-            f"no validated flight_outcomes partitions under {lake_root}: run ingest_flights first"
+            f"no validated flight_outcomes or no feature partitions under {lake_root} yet: "
+            "run ingest_flights and materialize_features first"
         )
-    latest_end = max(parse_interval_key(Path(f).parent.name.removeprefix("interval="))[1] for f in files)
-    return latest_end - timedelta(days=1)
+    return min(x for x in latest if x is not None) - timedelta(days=1)
 
 
 def prepare_training_data(
@@ -76,10 +86,11 @@ def prepare_training_data(
 ) -> dict[str, Any]:
     """Training set from Feast for [end - days, end), split by time, written for the candidates."""
     start = window_end - timedelta(days=window_days)
-    have = validated_days(settings.lake_root, start, window_end)
+    have = ready_days(settings.lake_root, start, window_end)
     if have < holdout_days + MIN_TRAIN_DAYS:
         raise NotEnoughDataError(
-            f"only {have} validated day(s) of flight outcomes in [{start:%Y-%m-%d}, {window_end:%Y-%m-%d}); "
+            f"only {have} day(s) with validated outcomes and features in "
+            f"[{start:%Y-%m-%d}, {window_end:%Y-%m-%d}); "
             f"training needs at least {holdout_days + MIN_TRAIN_DAYS} ({holdout_days} held out). "
             "Ingest more days (ingest_flights) or choose another window."
         )

@@ -24,7 +24,7 @@ grid, `require_approval`, reason).
    is put back and the task fails.
 
 **When a task is red** (runbook: README.md, *On call*).
-- Skipped `prepare_training_data` ("not training: only N validated day(s)"): too little data in the
+- Skipped `prepare_training_data` ("not training: only N day(s) with validated outcomes and features"): too little data in the
   window (a new install). Ingest more days or choose another window; nothing to fix otherwise.
 - `TrainingSetError`: the window has no features or labels; run ingest_flights /
   materialize_features for it, or choose another window.

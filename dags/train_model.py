@@ -24,8 +24,9 @@ grid, `require_approval`, reason).
    is put back and the task fails.
 
 **When a task is red** (runbook: README.md, *On call*).
-- Skipped `prepare_training_data` ("not training: only N day(s) with validated outcomes and features"): too little data in the
-  window (a new install). Ingest more days or choose another window; nothing to fix otherwise.
+- Skipped `prepare_training_data` ("not training: only N day(s) with validated outcomes and
+  features"): too little data in the window (a new install: the weekly run fires when the
+  scheduler first starts). Ingest more days or choose another window; nothing to fix otherwise.
 - `TrainingSetError`: the window has no features or labels; run ingest_flights /
   materialize_features for it, or choose another window.
 - `CandidateSpecError`: a search-grid entry is wrong; fix the Params and trigger again.
@@ -123,24 +124,36 @@ def _run_tags(context) -> dict[str, str]:
 def train_model() -> None:
     @task
     def prepare_training_data(**context) -> dict:
-        """Training set from Feast, split by time; opens the MLflow parent run."""
+        """Training set from Feast, split by time; opens the MLflow parent run.
+
+        Too few days with labels and features (a new install) skips the run instead of failing it."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from include.config import get_settings
-        from include.train_steps import latest_window_end, prepare_training_data, start_parent_run
+        from include.train_steps import (
+            NotEnoughDataError,
+            latest_window_end,
+            prepare_training_data,
+            start_parent_run,
+        )
 
         settings, params = get_settings(), context["params"]
-        end = (
-            datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC)
-            if params.get("window_end")
-            else latest_window_end(settings.lake_root)
-        )
-        prepared = prepare_training_data(
-            settings,
-            _store(),
-            end,
-            int(params["window_days"]),
-            int(params["holdout_days"]),
-            context["run_id"],
-        )
+        try:
+            end = (
+                datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC)
+                if params.get("window_end")
+                else latest_window_end(settings.lake_root)
+            )
+            prepared = prepare_training_data(
+                settings,
+                _store(),
+                end,
+                int(params["window_days"]),
+                int(params["holdout_days"]),
+                context["run_id"],
+            )
+        except NotEnoughDataError as exc:
+            raise AirflowSkipException(f"not training: {exc}") from exc
         parent = start_parent_run(settings, prepared, _run_tags(context), dict(params))
         return {**prepared, "parent_run_id": parent}
 

@@ -22,7 +22,7 @@ class GateThresholds:
     min_roc_auc: float = 0.60
     baseline_margin: float = 0.02
     champion_tolerance: float = 0.005
-    slice_floor_roc_auc: float = 0.55
+    slice_floor_roc_auc: float = 0.52
     slice_min_rows: int = 200
     slice_tolerance: float = 0.03
     max_size_mb: float = 50.0

@@ -63,10 +63,11 @@ feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="featur
 	MLOPS_DATA_DIR=$${MLOPS_DATA_DIR:-$(CURDIR)/data} PYTHONPATH=$(CURDIR) FEAST_USAGE=False \
 	  $(VENV)/bin/feast -c include/feature_repo $(ARGS)
 
-bench: venv ## benchmarks: print figures and write them to benchmarks/results/
+bench: venv ## benchmarks (ingest, validation, features, training/serving): figures to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_validation.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_features.py
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_serving.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
 	rm -rf .airflow data .cache .pytest_cache .ruff_cache

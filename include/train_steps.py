@@ -306,7 +306,19 @@ def register_best(settings: Settings, candidates: list[dict[str, Any]], parent_r
 def evaluate_gate(
     settings: Settings, store: Any, prepared: dict[str, Any], registered: dict[str, Any]
 ) -> dict[str, Any]:
-    """Measure the challenger, the champion and the baseline on the same holdout; decide."""
+    """Measure the challenger, the champion and the baseline on the same holdout; decide.
+
+    Single-row latency is measured with one thread, as the service runs: with OpenMP's default
+    threads a busy machine made one HGB prediction take a second and failed the latency check."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _evaluate_gate(settings, store, prepared, registered)
+
+
+def _evaluate_gate(
+    settings: Settings, store: Any, prepared: dict[str, Any], registered: dict[str, Any]
+) -> dict[str, Any]:
     from include.serving.features import service_views, serving_columns
 
     _, holdout, _ = _load(prepared)

@@ -10,6 +10,7 @@ follows `champion` wherever it moves. Every prediction is logged like the batch 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -173,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Any:
 
     from include.features.store import FEATURE_SERVICE, open_store
     from include.serving import prediction_log
-    from include.serving.features import online_frame, service_views
+    from include.serving.features import online_values, service_views, single_row_inputs
 
     settings = settings or get_settings()
     holder = ChampionHolder(settings)
@@ -196,6 +197,7 @@ def create_app(settings: Settings | None = None) -> Any:
         store = open_store(settings, _online_conn(settings))
         state["store"] = store
         state["views"] = service_views(store, FEATURE_SERVICE)
+        state["service"] = store.get_feature_service(FEATURE_SERVICE)  # looked up once, not per request
         eng = prediction_log.engine(settings.prediction_log_url)
         state["writer"] = prediction_log.BackgroundWriter(eng)
         holder.refresh()
@@ -270,21 +272,29 @@ def create_app(settings: Settings | None = None) -> Any:
                 "dest": request.dest.upper(),
                 "scheduled_departure": departure,
             }
-        frame = online_frame(state["store"], FEATURE_SERVICE, state["views"], pd.DataFrame([row]))
-        score = float(current.model.predict_proba(frame[current.columns])[:, 1][0])
+        inputs = single_row_inputs(row, online_values(state["store"], state["service"], row), state["views"])
+        features = {c: inputs[c] for c in current.columns}
+        score = float(current.model.predict_proba(pd.DataFrame([features], columns=current.columns))[0, 1])
         request_id = uuid.uuid4().hex
+        now = datetime.now(UTC)
         state["writer"].put(
-            prediction_log.records(
-                frame,
-                current.columns,
-                [score],
-                source="online",
-                model_name=settings.model_name,
-                model_version=current.version,
-                threshold=settings.decision_threshold,
-                request_id=request_id,
-                features_as_of=[datetime.now(UTC)],
-            )
+            [
+                {
+                    "source": "online",
+                    "batch_key": None,
+                    "request_id": request_id,
+                    "flight_id": int(row["flight_id"]),
+                    "scheduled_departure": pd.Timestamp(row["scheduled_departure"]).to_pydatetime(),
+                    "model_name": settings.model_name,
+                    "model_version": current.version,
+                    "score": score,
+                    "threshold": settings.decision_threshold,
+                    "predicted_late": int(score >= settings.decision_threshold),
+                    "features": json.dumps(features, default=str, sort_keys=True),
+                    "features_as_of": now,
+                    "predicted_at": now,
+                }
+            ]
         )
         return {
             "flight_id": row["flight_id"],

@@ -86,3 +86,39 @@ def as_of_times(scheduled_departure: pd.Series, lead_hours: float, known_until: 
     """Features as of the prediction time, but never later than what is known at scoring time."""
     prediction = pd.to_datetime(scheduled_departure, utc=True) - pd.Timedelta(hours=lead_hours)
     return prediction.clip(upper=pd.Timestamp(known_until))
+
+
+def _value(values: dict[str, list], name: str) -> float | None:
+    found = values.get(name)
+    v = found[0] if found else None
+    return None if v is None or v != v else float(v)  # v != v: NaN
+
+
+def single_row_inputs(
+    row: dict[str, Any], values: dict[str, list], views: dict[str, list[str]]
+) -> dict[str, Any]:
+    """The model's inputs for ONE flight, without pandas: what `model_frame` computes for one row
+    (same fill rule, same indicators, same calendar), at a fraction of the cost (online path)."""
+    out: dict[str, Any] = {}
+    for view, names in views.items():
+        got = [_value(values, n) for n in names]
+        for name, v in zip(names, got, strict=True):
+            out[name] = 0.0 if v is None else v
+        out[f"{view}_missing"] = int(all(v is None for v in got))
+    departure = pd.Timestamp(row["scheduled_departure"])
+    departure = departure.tz_localize("UTC") if departure.tzinfo is None else departure.tz_convert("UTC")
+    out.update(dep_hour=departure.hour, dep_weekday=departure.weekday(), dep_month=departure.month)
+    out["carrier"], out["origin"] = row["carrier"], row["origin"]
+    return out
+
+
+def online_values(store: Any, service: Any, row: dict[str, Any]) -> dict[str, list]:
+    """Feast online values of one flight's entities (column name -> [value])."""
+    tailnum = row.get("tailnum")
+    entity = {
+        "tailnum": UNKNOWN_KEY if tailnum is None or tailnum != tailnum else str(tailnum),
+        "carrier": row["carrier"],
+        "origin": row["origin"],
+        "dest": row["dest"],
+    }
+    return store.get_online_features(features=service, entity_rows=[entity]).to_dict()

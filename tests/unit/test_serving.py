@@ -95,3 +95,17 @@ def test_a_request_names_a_flight_or_its_keys():
     assert PredictRequest.model_validate({"flight_id": 12}).flight_id == 12
     keys = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "scheduled_departure": "2013-06-30T18:00:00Z"}
     assert PredictRequest.model_validate(keys).tailnum is None
+
+
+def test_the_online_fast_path_builds_what_model_frame_builds():
+    from include.serving.features import single_row_inputs
+
+    features = pd.DataFrame(
+        {"route_flights": [3.0, None], "route_late_share": [0.5, None], "temp_f": [None, 70.0]}
+    )
+    frame = model_frame(ROWS, features, VIEWS)
+    for i in range(len(ROWS)):
+        values = {k: [None if pd.isna(v) else v] for k, v in features.iloc[i].items()}
+        fast = single_row_inputs(ROWS.iloc[i].to_dict(), values, VIEWS)
+        for column in serving_columns(VIEWS):
+            assert fast[column] == frame.loc[i, column], column

@@ -116,29 +116,11 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 
 
 def write_real_days(days: list[datetime]) -> None:
-    """Real 2013 flights, outcomes and weather of `days` as validated partitions, then their feature
-    partitions: tests/e2e/conftest.py::write_real_days (not imported: tests/conftest.py would point
-    the environment at a test session folder)."""
+    """Real 2013 days as validated + feature partitions (include/demo_source/build.py)."""
     from include.config import get_settings
-    from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS
-    from include.demo_source.build import load_2013
-    from include.features.partitions import write_interval_features
-    from include.lake import conform, write_partition
+    from include.demo_source.build import write_real_days as write
 
-    frames = load_2013(months=tuple(sorted({d.month for d in days} | {days[0].month - 1} - {0})))
-    lake = get_settings().lake_root
-    sources = {
-        FLIGHT_SCHEDULES: frames.schedules,
-        FLIGHT_OUTCOMES: frames.outcomes,
-        WEATHER_OBSERVATIONS: frames.weather,
-    }
-    for d in days:
-        for table, frame in sources.items():
-            col = table.event_time
-            rows = frame[(frame[col] >= d) & (frame[col] < d + timedelta(days=1))]
-            write_partition(conform(rows, table), table, lake, "validated", d, d + timedelta(days=1))
-    for d in days:
-        write_interval_features(lake, d, d + timedelta(days=1))
+    write(get_settings().lake_root, days)
 
 
 # --- 1. training time by rows ---------------------------------------------------------------------
@@ -413,7 +395,14 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
     path = ("flight_lookup", "feast_get_online_features", "inputs_dict", "predict_proba", "log_record")
     steps: dict[str, list[float]] = {k: [] for k in (*path, "total")}
     refs: dict[str, list[float]] = {
-        k: [] for k in ("predict_proba_default_threads", "online_frame_pandas", "prediction_log_insert_row")
+        k: []
+        for k in (
+            "predict_proba_part_column_transformer",
+            "predict_proba_part_classifier",
+            "predict_proba_default_threads",
+            "online_frame_pandas",
+            "prediction_log_insert_row",
+        )
     }
     log_rows: list[dict[str, Any]] = []  # what the service hands to its background writer
     cpu0 = 0.0
@@ -461,6 +450,19 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
         if i >= 20:
             refs["predict_proba_default_threads"].append((r1 - r0) * 1000)
             refs["online_frame_pandas"].append((r2 - r1) * 1000)
+    # Where predict_proba's time goes: the pipeline's column transformer on a one-row DataFrame,
+    # then the classifier on the transformed array.
+    transformer, classifier = model.steps[0][1], model.steps[-1][1]
+    with threadpool_limits(limits=1):
+        for i in range(REFERENCE_CALLS + 20):
+            c0 = time.perf_counter()
+            array = transformer.transform(x)
+            c1 = time.perf_counter()
+            classifier.predict_proba(array)
+            c2 = time.perf_counter()
+            if i >= 20:
+                refs["predict_proba_part_column_transformer"].append((c1 - c0) * 1000)
+                refs["predict_proba_part_classifier"].append((c2 - c1) * 1000)
     # The service's log writer inserts what is queued; requests arriving one by one make one-row
     # transactions, run in the writer thread beside the requests.
     eng = prediction_log.engine(settings.prediction_log_url)

@@ -374,3 +374,25 @@ def ensure_sqlite_source(path: Path, params: BuildParams) -> tuple[dict, str | N
         engine.dispose()
     os.replace(tmp, path)
     return info, reason
+
+
+def write_real_days(lake_root: str | Path, days: list[datetime]) -> None:
+    """Real 2013 flights, outcomes and weather of `days` straight into the lake as validated
+    partitions, and those days' feature partitions: a lake for tests and benchmarks of the later
+    stages without running ingestion (its own tests cover it)."""
+    from include.features.partitions import write_interval_features
+    from include.lake import conform, write_partition
+
+    frames = load_2013(months=tuple(sorted({d.month for d in days} | {days[0].month - 1} - {0})))
+    sources = {
+        FLIGHT_SCHEDULES: frames.schedules,
+        FLIGHT_OUTCOMES: frames.outcomes,
+        WEATHER_OBSERVATIONS: frames.weather,
+    }
+    for d in days:
+        for table, frame in sources.items():
+            col = table.event_time
+            rows = frame[(frame[col] >= d) & (frame[col] < d + timedelta(days=1))]
+            write_partition(conform(rows, table), table, lake_root, "validated", d, d + timedelta(days=1))
+    for d in days:
+        write_interval_features(lake_root, d, d + timedelta(days=1))

@@ -105,24 +105,7 @@ def source_connection(monkeypatch):
 
 
 def write_real_days(days: list[datetime]) -> None:
-    """Real 2013 flights, outcomes and weather of `days` as validated partitions (bypassing ingest,
-    which its own tests cover), and the feature partitions of those days."""
-    from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS
-    from include.demo_source.build import load_2013
-    from include.features.partitions import write_interval_features
-    from include.lake import conform, write_partition
+    """Real 2013 days as validated + feature partitions of the session's lake (no ingestion)."""
+    from include.demo_source.build import write_real_days as write
 
-    frames = load_2013(months=tuple(sorted({d.month for d in days} | {days[0].month - 1} - {0})))
-    lake = get_settings().lake_root
-    sources = {
-        FLIGHT_SCHEDULES: frames.schedules,
-        FLIGHT_OUTCOMES: frames.outcomes,
-        WEATHER_OBSERVATIONS: frames.weather,
-    }
-    for d in days:
-        for table, frame in sources.items():
-            col = table.event_time
-            rows = frame[(frame[col] >= d) & (frame[col] < d + timedelta(days=1))]
-            write_partition(conform(rows, table), table, lake, "validated", d, d + timedelta(days=1))
-    for d in days:
-        write_interval_features(lake, d, d + timedelta(days=1))
+    write(get_settings().lake_root, days)

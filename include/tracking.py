@@ -9,7 +9,6 @@ as tags on the version it moves to, so the registry itself is the deployment his
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from dataclasses import dataclass
@@ -141,15 +140,3 @@ def model_input_columns(settings: Settings, version: str) -> list[str]:
     if info.signature is None:
         return []
     return [c.name for c in info.signature.inputs.inputs]
-
-
-def version_run_metrics(settings: Settings, version: str) -> dict[str, float]:
-    c = client(settings)
-    mv = c.get_model_version(settings.model_name, str(version))
-    return dict(c.get_run(mv.run_id).data.metrics) if mv.run_id else {}
-
-
-def log_json(run_id: str, name: str, payload: Any) -> None:
-    import mlflow
-
-    mlflow.MlflowClient().log_text(run_id, json.dumps(payload, indent=2, default=str), name)

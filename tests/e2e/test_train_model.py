@@ -278,6 +278,23 @@ def test_failed_serving_check_restores_the_previous_champion(world, dags):
     assert version_tags(before).get("champion.restored_after_failed_deploy_of") == failed
 
 
+def test_a_failed_smoke_test_leaves_the_champion_alone(world, dags):
+    before = champion_version()
+    world["mp"].setenv("MLOPS_SMOKE_MAX_LATENCY_MS", "0.0001")  # no model predicts that fast
+    try:
+        run = train(dags, grid=SMALL_GRID, reason="smoke test must fail")
+    finally:
+        world["mp"].delenv("MLOPS_SMOKE_MAX_LATENCY_MS")
+    s = states(run)
+    assert s["evaluate_gate"] == "success" and s["deploy_champion"] == "failed", s
+    assert champion_version() == before
+    from include import tracking
+
+    failed = tracking.challenger(get_settings()).version
+    assert version_tags(failed)["smoke_test"] == "failed"
+    assert httpx.get(f"{world['url']}/version").json()["version"] == before
+
+
 def test_approved_training_deploys_then_rollback_moves_back(world, dags):
     first = champion_version()
     run = dags["train_model"].test(

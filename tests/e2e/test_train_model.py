@@ -4,7 +4,8 @@ Real June 2013 flights as validated partitions and features, real Feast (duckdb 
 online), a real MLflow registry (SQLite), the real online service (uvicorn on loopback) started
 here; the DAGs run with dag.test. The tests run in file order and build on each other: the
 first training deploys version 1, a shuffled-label candidate is rejected, a deployment whose
-serving check fails restores the champion, an approved training deploys, rollback moves back.
+serving check fails restores the champion, one whose smoke test fails never moves it, an approved
+training deploys, rollback moves back.
 """
 
 from __future__ import annotations

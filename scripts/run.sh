@@ -77,8 +77,10 @@ if ! "$PY" scripts/demo_state.py --days "$DEMO_DAYS"; then
 fi
 
 echo "==> online prediction service on $MLOPS_SERVING_URL"
+# One OpenMP thread for every request thread (a limit set at start-up binds only the thread that
+# sets it; FastAPI runs each request in a worker thread).
 start_service serving "$AIRFLOW_HOME/logs/serving.log" \
-  "$PY" -m uvicorn include.serving.app:create_app --factory \
+  env OMP_NUM_THREADS=1 "$PY" -m uvicorn include.serving.app:create_app --factory \
   --host 127.0.0.1 --port "$MLOPS_SERVING_PORT" --log-level warning
 if ! "$PY" scripts/demo_model.py --days "$DEMO_DAYS"; then
   echo "make run: no champion was deployed; Airflow keeps running (make stop to stop it)." >&2

@@ -127,9 +127,13 @@ def train_model() -> None:
         """Training set from Feast, split by time; opens the MLflow parent run.
 
         Too few days with labels and features (a new install) skips the run instead of failing it."""
+        import json
+        import logging
+
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.config import get_settings
+        from include.monitor_steps import take_pending_requests
         from include.train_steps import (
             NotEnoughDataError,
             latest_window_end,
@@ -138,6 +142,8 @@ def train_model() -> None:
         )
 
         settings, params = get_settings(), context["params"]
+        # Retraining requests of monitor_model are answered by the next run, whatever triggered it.
+        answered = take_pending_requests(settings, context["run_id"])
         try:
             end = (
                 datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC)
@@ -154,7 +160,13 @@ def train_model() -> None:
             )
         except NotEnoughDataError as exc:
             raise AirflowSkipException(f"not training: {exc}") from exc
-        parent = start_parent_run(settings, prepared, _run_tags(context), dict(params))
+        tags = _run_tags(context)
+        if answered:
+            tags["retrain_requests"] = json.dumps(answered)[:4000]
+            logging.getLogger("airflow.task").info(
+                "answering retraining requests of monitor_model: %s", answered
+            )
+        parent = start_parent_run(settings, prepared, tags, dict(params))
         return {**prepared, "parent_run_id": parent}
 
     @task

@@ -11,6 +11,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from include.monitoring import MonitoringPolicy
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,6 +25,10 @@ FLIGHTS_SOURCE_CONN_ID = "flights_source"
 SOURCE_DB_POOL = "flights_source_db"
 FEAST_REGISTRY_POOL = "feast_registry"  # one slot: registry writes never run concurrently
 FEAST_ONLINE_CONN_ID = "feast_online_store"  # only read when MLOPS_FEAST_ONLINE_STORE is redis/postgres
+
+# Monitoring alerts go through these connections when they exist (never required).
+ALERT_SMTP_CONN_ID = "mlops_alerts_smtp"  # SMTP server; extra {"to": "oncall@example.com"}
+ALERT_SLACK_CONN_ID = "mlops_alerts_slack"  # Slack incoming webhook (needs the slack provider)
 
 # MLflow model registry: one registered model; aliases say which version does what.
 CHAMPION = "champion"  # the version serving users (batch and online)
@@ -89,6 +97,9 @@ class Settings:
     smoke_max_latency_ms: float
     """Deployment smoke test: the median single-flight prediction time allowed (ms)."""
 
+    monitoring_url: str
+    """SQLAlchemy URL of the monitoring tables (nightly checks and metrics, retraining requests)."""
+
     @property
     def mlflow_dir(self) -> Path:
         """Local MLflow state (SQLite database, artifacts) when no server is configured."""
@@ -103,6 +114,16 @@ class Settings:
     def training_sets_dir(self) -> Path:
         """Train/holdout frames of each train_model run, shared by its mapped candidate tasks."""
         return self.data_dir / "training_sets"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Nightly drift reports (HTML) and cached training references of the monitored versions."""
+        return self.data_dir / "monitoring"
+
+    @property
+    def monitoring_experiment(self) -> str:
+        """MLflow experiment holding one monitoring run per model version (metrics by night)."""
+        return f"{self.model_name}-monitoring"
 
     @property
     def source_db_path(self) -> Path:
@@ -148,4 +169,12 @@ def get_settings() -> Settings:
         ),
         decision_threshold=float(_env("MLOPS_DECISION_THRESHOLD", "0.4")),
         smoke_max_latency_ms=float(_env("MLOPS_SMOKE_MAX_LATENCY_MS", "100")),
+        monitoring_url=_env("MLOPS_MONITORING_URL", f"sqlite:///{data_dir / 'monitoring' / 'monitoring.db'}"),
     )
+
+
+def monitoring_policy() -> MonitoringPolicy:
+    """The monitoring thresholds (include/monitoring.py), with MLOPS_MONITOR_* overrides."""
+    from include.monitoring import MonitoringPolicy
+
+    return MonitoringPolicy.from_env(dict(os.environ))

@@ -47,17 +47,18 @@ def client(settings: Settings) -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def experiment_id(settings: Settings) -> str:
-    """The project's experiment; its artifacts go under the data folder when MLflow is local."""
+def experiment_id(settings: Settings, name: str = EXPERIMENT) -> str:
+    """An experiment (the project's by default); artifacts go under the data folder when MLflow
+    is local."""
     c = client(settings)
-    found = c.get_experiment_by_name(EXPERIMENT)
+    found = c.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = settings.mlflow_artifacts_uri if is_local(settings.mlflow_tracking_uri) else None
     try:
-        return c.create_experiment(EXPERIMENT, artifact_location=location)
+        return c.create_experiment(name, artifact_location=location)
     except Exception:  # created meanwhile by a parallel task
-        found = c.get_experiment_by_name(EXPERIMENT)
+        found = c.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id

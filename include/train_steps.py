@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from include import gate, tracking, training
+from include import gate, monitor_steps, monitoring, tracking, training
 from include.config import CHALLENGER, Settings
 from include.features.store import FEATURE_SERVICE
 from include.features.training_set import LABEL, build_training_set
@@ -238,6 +238,8 @@ def _train_candidate(
         mlflow.log_dict(meta, "lineage.json")
         mlflow.log_dict({k: {"roc_auc": a, "rows": n} for k, (a, n) in slices.items()}, "slices.json")
         mlflow.log_dict(importance, "permutation_importance.json")
+        reference, reference_meta = monitoring.reference_frame(train, holdout, columns, p)
+        monitor_steps.log_reference(reference, {**reference_meta, "holdout_roc_auc": measured["roc_auc"]})
         fig = training.roc_and_calibration_figure(y, p, name)
         mlflow.log_figure(fig, "plots/roc_calibration.png")
         plt.close(fig)

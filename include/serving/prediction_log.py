@@ -43,8 +43,9 @@ PREDICTION_LOG = sa.Table(
 )
 
 
-def engine(url: str) -> sa.Engine:
-    """An engine on the log's database; creates the SQLite folder and the table when missing."""
+def engine(url: str, metadata: sa.MetaData = METADATA) -> sa.Engine:
+    """An engine on the log's database (or another SQL store of the project, such as the monitoring
+    tables); creates the SQLite folder and the tables of `metadata` when missing."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     eng = sa.create_engine(url, future=True)
@@ -57,7 +58,7 @@ def engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-    METADATA.create_all(eng, checkfirst=True)
+    metadata.create_all(eng, checkfirst=True)
     return eng
 
 

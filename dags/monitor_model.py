@@ -1,0 +1,196 @@
+"""
+### monitor_model: drift, label-delayed performance, freshness → report → alert / retraining request
+
+**When it runs.** Whenever `flight_predictions` is emitted (score_flights scored a day), i.e.
+nightly after scoring; by hand with Params `interval_start` and `days` (scored intervals).
+
+**What it does** (for the model version that scored the night; thresholds: `include/monitoring.py`
+MonitoringPolicy, overridable with `MLOPS_MONITOR_<SETTING>`):
+1. `check_drift`: each feature of the night's served flights (the prediction log) against the
+   version's training reference (PSI for numbers, Jensen-Shannon for categories; KS and
+   Wasserstein reported beside), the score distribution against the holdout's, and volume.
+2. `evaluate_performance`: every scored day of the last two weeks whose labels are complete
+   (outcomes validated for the day and the next 2 days, 95 % of its flights labelled) and not
+   judged yet: ROC AUC, calibration (late share vs. mean score), slices. A day waiting for labels
+   is recorded as *not evaluated* and judged on a later night.
+3. `check_freshness`: the online store must hold features up to the end of the night's interval.
+4. `build_report`: an HTML report (path in the log), every number in the monitoring tables
+   (`monitoring_checks`, `monitoring_metrics`) and on the version's MLflow run in experiment
+   `flight_delay-monitoring` (one step per day), also when nothing fires.
+5. `apply_policy`: a check breached `consecutive_nights` nights in a row → a WARNING block in the
+   log (report path, runbook step) and a notification when `mlops_alerts_smtp` /
+   `mlops_alerts_slack` exists.
+6. `request_retraining`: persistent drift or decay emits `retrain_request` (reasons in the extra;
+   train_model runs on it), unless one is pending for the same version (dedupe) or one was made
+   within `cooldown_days` (cooldown). Skipped otherwise, with the reason.
+
+**When a task is red** (runbook: README.md, *On call*).
+- `FileNotFoundError ... has no monitoring reference`: the champion was trained before monitoring
+  existed; run train_model.
+- `LookupError: nothing to monitor`: no predictions for the interval and no champion; run
+  score_flights (or train_model first).
+- An alert is not a failure: the run stays green; read the WARNING block and the report.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+from include.assets import FLIGHT_PREDICTIONS, RETRAIN_REQUEST, AssetName
+
+
+def _asset(spec: AssetName) -> Asset:
+    return Asset(name=spec.name, uri=spec.uri)
+
+
+@dag(
+    schedule=_asset(FLIGHT_PREDICTIONS),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=1),
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    tags=["mlops", "monitoring"],
+    doc_md=__doc__,
+    params={
+        "interval_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Manual run: first scored interval (UTC day) to monitor.",
+        ),
+        "days": Param(
+            1, type="integer", minimum=1, maximum=31, description="Manual run: how many intervals."
+        ),
+    },
+)
+def monitor_model() -> None:
+    @task
+    def check_drift(**context) -> list[dict]:
+        """Feature drift, prediction drift and volume of each scored interval (oldest first)."""
+        from include.config import get_settings, monitoring_policy
+        from include.features.partitions import intervals_to_process
+        from include.lake import parse_interval_key
+        from include.monitor_steps import check_night
+
+        events = context.get("triggering_asset_events") or {}
+        # flight_predictions events list the interval keys score_flights wrote.
+        extras = [
+            {"interval_start": start.isoformat(), "interval_end": end.isoformat()}
+            for evs in events.values()
+            for ev in evs
+            for start, end in map(parse_interval_key, (ev.extra or {}).get("intervals", []))
+        ]
+        params = context["params"]
+        intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
+        if not intervals:
+            raise ValueError(
+                "nothing to monitor: no triggering flight_predictions event and no Params interval_start"
+            )
+        settings, policy = get_settings(), monitoring_policy()
+        return [check_night(settings, s, e, context["run_id"], policy) for s, e in intervals]
+
+    @task
+    def evaluate_performance(nights: list[dict], **context) -> list[dict]:
+        """Every scored day whose labels are now complete; days still waiting are recorded as such."""
+        from datetime import date
+
+        from include.config import get_settings, monitoring_policy
+        from include.monitor_steps import evaluate_performance
+
+        until = max(date.fromisoformat(n["day"]) for n in nights)
+        return evaluate_performance(get_settings(), until, context["run_id"], monitoring_policy())
+
+    @task
+    def check_freshness(nights: list[dict], **context) -> dict:
+        """The online store holds features up to the end of the latest monitored interval."""
+        from include.config import get_settings, monitoring_policy
+        from include.features.store import open_store
+        from include.monitor_steps import check_freshness
+
+        settings = get_settings()
+        return check_freshness(
+            settings, open_store(settings), nights[-1], context["run_id"], monitoring_policy()
+        )
+
+    @task
+    def build_report(nights: list[dict], performance: list[dict], freshness: dict) -> dict:
+        """HTML report of the latest night; the nights' numbers as MLflow metric histories."""
+        import logging
+
+        from include.config import get_settings, monitoring_policy
+        from include.monitor_steps import build_report
+
+        report = build_report(get_settings(), nights, performance, freshness, monitoring_policy())
+        logging.getLogger("airflow.task").info(
+            "monitoring report: %s (MLflow run %s)", report["report"], report["mlflow_run_id"]
+        )
+        return report
+
+    @task
+    def apply_policy(report: dict, **context) -> dict:
+        """Alerts for checks breached several nights in a row; whether to request retraining."""
+        import logging
+        from datetime import date
+
+        from include import alerting
+        from include.config import get_settings, monitoring_policy
+        from include.monitor_steps import alert_block, apply_policy
+
+        settings = get_settings()
+        decision = apply_policy(
+            settings, report["model_version"], date.fromisoformat(report["day"]), monitoring_policy()
+        )
+        log = logging.getLogger("airflow.task")
+        if decision["alerts"]:
+            block = alert_block(decision, report["report"])
+            log.warning("\n%s", block)
+            sent = alerting.send(f"[airflow-mlops] monitoring alert: {settings.model_name}", block, context)
+            log.info("alert sent through: %s", ", ".join(sent) or "no notifier connection configured")
+        else:
+            log.info(
+                "no alert: %s; nights in a row breached: %s", decision["reasons"][0], decision["streaks"]
+            )
+        return {**decision, "report": report["report"]}
+
+    @task(outlets=[_asset(RETRAIN_REQUEST)])
+    def request_retraining(decision: dict, **context) -> dict:
+        """Emit `retrain_request` (train_model runs on it) when the policy asks for retraining."""
+        from datetime import date
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.config import get_settings
+        from include.monitor_steps import record_request
+
+        if not decision["retrain"]:
+            raise AirflowSkipException("no retraining: " + "; ".join(decision["reasons"]))
+        request_id = record_request(
+            get_settings(),
+            decision["model_version"],
+            date.fromisoformat(decision["day"]),
+            decision["reasons"],
+            decision["report"],
+            context["run_id"],
+        )
+        extra = {
+            "request_id": request_id,
+            "model_version": decision["model_version"],
+            "day": decision["day"],
+            "reasons": decision["reasons"],
+            "report": decision["report"],
+            "requested_by": context["run_id"],
+        }
+        context["outlet_events"][_asset(RETRAIN_REQUEST)].extra = extra
+        return extra
+
+    nights = check_drift()
+    performance = evaluate_performance(nights)
+    freshness = check_freshness(nights)
+    report = build_report(nights, performance, freshness)
+    request_retraining(apply_policy(report))
+
+
+monitor_model()

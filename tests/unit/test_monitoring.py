@@ -1,0 +1,188 @@
+"""Monitoring statistics and policy (include/monitoring.py) on small, deterministic samples."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include import monitoring as m
+
+POLICY = m.MonitoringPolicy()
+
+
+def sample(
+    n: int, seed: int = 0, shift: float = 0.0, carriers: tuple[str, ...] = ("AA", "B6", "DL")
+) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "temp_f": rng.normal(50 + shift, 10, n),
+            "route_late_share": rng.beta(2, 8, n) + shift / 100,
+            "plane_missing": (rng.random(n) < 0.1).astype(int),
+            "carrier": rng.choice(list(carriers), n),
+            "dep_weekday": np.full(n, 2 if shift else 3),
+        }
+    )
+
+
+def test_identical_data_does_not_drift():
+    ref = sample(5000)
+    check, features = m.feature_drift(ref, ref.copy(), ("carrier",), POLICY)
+    assert check.breached is False
+    assert all(f.value == pytest.approx(0.0, abs=1e-9) for f in features)
+    assert m.prediction_drift(ref["route_late_share"], ref["route_late_share"], POLICY).breached is False
+
+
+def test_same_distribution_other_sample_does_not_drift():
+    check, features = m.feature_drift(sample(20000, seed=1), sample(1000, seed=2), ("carrier",), POLICY)
+    assert check.breached is False, check.detail
+    assert max(f.value for f in features) < 0.05
+
+
+def test_shifted_sample_drifts_and_names_the_features():
+    check, features = m.feature_drift(
+        sample(20000, seed=1), sample(1000, seed=2, shift=25), ("carrier",), POLICY
+    )
+    by_name = {f.feature: f for f in features}
+    assert check.breached is True
+    assert by_name["temp_f"].drifted and by_name["route_late_share"].drifted
+    assert not by_name["carrier"].drifted and not by_name["plane_missing"].drifted
+    assert "temp_f" in check.detail
+    assert by_name["temp_f"].ks > 0.5 and by_name["temp_f"].wasserstein > 2
+
+
+def test_excluded_calendar_features_are_not_compared():
+    _, features = m.feature_drift(sample(5000), sample(5000, shift=25), ("carrier",), POLICY)
+    assert "dep_weekday" not in {f.feature for f in features}
+
+
+def test_new_category_drifts():
+    ref = sample(5000)
+    cur = sample(1000, seed=3, carriers=("Q9",))
+    result = m.categorical_drift("carrier", ref["carrier"], cur["carrier"], POLICY)
+    assert result.drifted and result.value == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 50])
+def test_tiny_or_empty_days_are_not_evaluated(rows):
+    check, features = m.feature_drift(sample(5000), sample(5000).head(rows), ("carrier",), POLICY)
+    assert check.breached is None and check.status == "not evaluated"
+    assert "insufficient data" in check.detail and features == []
+    pred = m.prediction_drift(np.full(5000, 0.2), np.full(rows, 0.9), POLICY)
+    assert pred.breached is None
+
+
+def test_psi_handles_missing_values_and_constant_columns():
+    assert math.isnan(m.psi([1.0, 2.0], []))
+    assert m.psi(np.ones(100), np.ones(100)) == pytest.approx(0.0)
+    assert m.psi(np.ones(100), np.zeros(100)) > 1
+    with_nan = m.numeric_drift("x", [1.0, 2.0, 3.0] * 100, [1.0, None, 3.0] * 100, POLICY)
+    assert with_nan.current_missing_share == pytest.approx(1 / 3)
+
+
+def test_volume_and_freshness():
+    assert m.volume_check(900, 1000, POLICY).breached is False
+    assert m.volume_check(100, 1000, POLICY).breached is True
+    due = datetime(2013, 6, 10, tzinfo=UTC)
+    assert m.freshness_check(due - timedelta(hours=2), due, POLICY).breached is False
+    assert m.freshness_check(due - timedelta(days=3), due, POLICY).breached is True
+    assert m.freshness_check(None, due, POLICY).breached is True
+
+
+def test_label_delay_rule():
+    day = date(2013, 6, 10)
+    have = {day, day + timedelta(days=1)}
+    waiting = m.labels_complete(day, have, scored=900, labelled=880, policy=POLICY)
+    assert not waiting.complete and "2013-06-12" in waiting.detail
+    have.add(day + timedelta(days=2))
+    assert m.labels_complete(day, have, scored=900, labelled=880, policy=POLICY).complete
+    partial = m.labels_complete(day, have, scored=900, labelled=500, policy=POLICY)
+    assert not partial.complete and "500 of 900" in partial.detail
+    assert not m.labels_complete(day, have, scored=0, labelled=0, policy=POLICY).complete
+
+
+def test_performance_decay_and_calibration():
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.3).astype(int)
+    good = np.clip(0.3 + 0.4 * (y - 0.3) + rng.normal(0, 0.15, 2000), 0, 1)
+    ok = m.performance_check(y, good, 0.4, champion_auc=0.8, policy=POLICY)
+    assert ok.breached is False, ok.detail
+    noise = rng.random(2000) * 0.6
+    decayed = m.performance_check(y, noise, 0.4, champion_auc=0.8, policy=POLICY)
+    assert decayed.breached is True and "ROC AUC" in decayed.detail
+    miscalibrated = m.performance_check(y, np.clip(good - 0.25, 0, 1), 0.4, champion_auc=None, policy=POLICY)
+    assert miscalibrated.breached is True and "late share" in miscalibrated.detail
+    one_class = m.performance_check(np.zeros(500, int), noise[:500], 0.4, None, POLICY)
+    assert one_class.breached is None
+
+
+def test_slices_below_floor():
+    low = m.slice_check(
+        {"carrier=AA": (0.50, 300), "carrier=B6": (0.70, 400), "origin=EWR": (0.3, 10)}, POLICY
+    )
+    assert low.breached and "carrier=AA" in low.detail and "EWR" not in low.detail
+    assert m.slice_check({"carrier=AA": (0.3, 10)}, POLICY).breached is None
+
+
+def test_trailing_breaches():
+    assert m.trailing_breaches([]) == 0
+    assert m.trailing_breaches([True, False, True, True]) == 2
+    assert m.trailing_breaches([True, True, None]) == 0
+
+
+NOW = datetime(2026, 11, 30, 3, tzinfo=UTC)
+PERSISTENT = {m.FEATURE_DRIFT: 2, m.PREDICTION_DRIFT: 1, m.PERFORMANCE: 0, m.VOLUME: 0}
+
+
+def test_policy_one_night_alerts_nothing():
+    decision = m.decide({m.FEATURE_DRIFT: 1}, {}, "3", None, NOW, POLICY)
+    assert decision.alerts == [] and not decision.retrain
+
+
+def test_policy_persistent_drift_requests_retraining():
+    decision = m.decide(PERSISTENT, {m.FEATURE_DRIFT: "9 of 25 drifted"}, "3", None, NOW, POLICY)
+    assert decision.retrain and len(decision.alerts) == 1
+    assert "feature_drift breached 2 nights in a row: 9 of 25 drifted" in decision.reasons[0]
+
+
+def test_policy_data_problems_alert_without_retraining():
+    decision = m.decide({m.FRESHNESS: 3, m.VOLUME: 2}, {}, "3", None, NOW, POLICY)
+    assert len(decision.alerts) == 2 and not decision.retrain
+
+
+def test_policy_dedupe_while_a_request_is_pending():
+    pending = m.RetrainRequestRecord(NOW - timedelta(days=30), "3", "pending")
+    decision = m.decide(PERSISTENT, {}, "3", pending, NOW, POLICY)
+    assert not decision.retrain and decision.reasons[0].startswith("dedupe")
+    assert decision.alerts  # the alert still fires
+
+
+def test_policy_cooldown_then_allowed_again():
+    taken = m.RetrainRequestRecord(NOW - timedelta(days=2), "3", "consumed")
+    cooling = m.decide(PERSISTENT, {}, "3", taken, NOW, POLICY)
+    assert not cooling.retrain and cooling.reasons[0].startswith("cooldown")
+    later = m.decide(PERSISTENT, {}, "3", taken, NOW + timedelta(days=6), POLICY)
+    assert later.retrain
+    # a new champion is a new model: its own drift may request at once
+    assert m.decide(PERSISTENT, {}, "4", taken, NOW, POLICY).retrain
+
+
+def test_policy_from_environment():
+    policy = m.MonitoringPolicy.from_env(
+        {"MLOPS_MONITOR_CONSECUTIVE_NIGHTS": "3", "MLOPS_MONITOR_EXCLUDED_FEATURES": "a, b"}
+    )
+    assert policy.consecutive_nights == 3 and policy.excluded_features == ("a", "b")
+    assert policy.feature_psi == POLICY.feature_psi
+
+
+def test_reference_frame_keeps_daily_volume_when_sampling():
+    days = pd.date_range("2013-06-01", periods=10, freq="D", tz="UTC")
+    train = pd.DataFrame({"x": range(900), "scheduled_departure": np.repeat(days[:9], 100)})
+    holdout = pd.DataFrame({"x": range(100), "scheduled_departure": np.repeat(days[9:], 100)})
+    frame, meta = m.reference_frame(train, holdout, ["x"], np.full(100, 0.3), max_rows=300)
+    assert len(frame) == 300 and meta["daily_rows"] == 100 and meta["days"] == 10
+    assert frame["score"].notna().sum() == (frame["part"] == "holdout").sum()

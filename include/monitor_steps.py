@@ -130,6 +130,24 @@ def load_reference(settings: Settings, version: str) -> tuple[pd.DataFrame, dict
     return pd.read_parquet(folder / REFERENCE_FILE), meta
 
 
+def yardstick(
+    settings: Settings, version: str, reference: pd.DataFrame, policy: MonitoringPolicy
+) -> dict[str, float]:
+    """The largest distance of a single reference day, per input column and for the scores;
+    computed once per version (and per `min_day_rows`) and kept beside the reference."""
+    from include.training import CATEGORICAL
+
+    path = settings.monitoring_dir / "reference" / settings.model_name / str(version) / "yardstick.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("min_day_rows") == policy.min_day_rows:
+            return cached["max_day_distance"]
+    columns = [c for c in reference.columns if c not in monitoring.REFERENCE_EXTRA]
+    found = monitoring.daily_yardstick(reference, reference["day"], [*columns, "score"], CATEGORICAL, policy)
+    write_atomically(path, json.dumps({"min_day_rows": policy.min_day_rows, "max_day_distance": found}))
+    return found
+
+
 # --- the monitoring tables -------------------------------------------------------------------
 
 
@@ -256,19 +274,22 @@ def check_night(
     else:
         version = str(served["model_version"].mode().iloc[0])
     reference, meta = load_reference(settings, version)
-    columns = [c for c in reference.columns if c not in ("score", "part")]
+    ruler = yardstick(settings, version, reference, policy)
+    columns = [c for c in reference.columns if c not in monitoring.REFERENCE_EXTRA]
     current = served.reindex(columns=columns)
-    drift, per_feature = monitoring.feature_drift(reference[columns], current, CATEGORICAL, policy)
+    drift, per_feature = monitoring.feature_drift(reference[columns], current, CATEGORICAL, policy, ruler)
+    per_metrics = {f"{f.statistic}.{f.feature}": f.value for f in per_feature}
+    per_metrics |= {f"psi.{f.feature}": f.psi for f in per_feature if f.psi is not None}
     drift = CheckResult(
         drift.check,
         drift.breached,
         drift.value,
         drift.threshold,
         drift.detail,
-        {**drift.metrics, **{f"{f.statistic}.{f.feature}": f.value for f in per_feature}},
+        {**drift.metrics, **per_metrics},
     )
     scores = served["score"] if not served.empty else []
-    pred = monitoring.prediction_drift(reference["score"].dropna(), scores, policy)
+    pred = monitoring.prediction_drift(reference["score"].dropna(), scores, policy, ruler.get("score", 0.0))
     volume = monitoring.volume_check(len(served), float(meta.get("daily_rows", 0.0)), policy)
     results = [drift, pred, volume]
     record(settings, version, day, results, run_id)

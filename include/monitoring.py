@@ -34,6 +34,8 @@ VOLUME = "volume"
 FRESHNESS = "freshness"
 CHECKS = (FEATURE_DRIFT, PREDICTION_DRIFT, PERFORMANCE, SLICE_PERFORMANCE, VOLUME, FRESHNESS)
 RETRAIN_CHECKS = (FEATURE_DRIFT, PREDICTION_DRIFT, PERFORMANCE)
+REFERENCE_EXTRA = ("score", "part", "day")
+"""Columns of a reference frame that are not model inputs (see `reference_frame`)."""
 """Persistent breaches of these request retraining; volume and freshness are data problems
 (retraining would not fix them): they alert only."""
 
@@ -44,14 +46,18 @@ class MonitoringPolicy:
     MLOPS_MONITOR_<FIELD> (e.g. MLOPS_MONITOR_CONSECUTIVE_NIGHTS=3); see README for why these."""
 
     psi_bins: int = 10
-    feature_psi: float = 0.25
-    """A numeric feature drifted when PSI >= this (0.1-0.25 is the usual 'moderate' band)."""
-    feature_js: float = 0.2
-    """A categorical feature drifted when the Jensen-Shannon distance (base 2) >= this."""
+    drift_margin: float = 1.5
+    """A feature drifted when tonight's distance to the training reference exceeds `drift_margin`
+    times the largest distance any single day of the training window had to it: a day is a
+    clustered sample (one day's weather, one value per carrier), so a fixed PSI threshold flags
+    ordinary days; the reference's own day-to-day variation is the yardstick."""
+    min_distance: float = 0.1
+    """... and at least this distance (Wasserstein in reference standard deviations for numbers,
+    Jensen-Shannon distance for categories): features that barely vary day to day need a floor."""
+    min_day_rows: int = 100
+    """Reference days with fewer rows are left out of the yardstick (sampling noise)."""
     drift_share: float = 0.3
     """The night's features drifted when at least this share of the monitored features did."""
-    prediction_psi: float = 0.2
-    """The score distribution drifted when its PSI >= this."""
     min_rows: int = 200
     """Fewer rows than this on a night or a day: no decision ('insufficient data'), never 'ok'."""
     excluded_features: tuple[str, ...] = ("dep_weekday", "dep_month")
@@ -60,8 +66,9 @@ class MonitoringPolicy:
     """A day's ROC AUC below this is decay (the gate's absolute floor)."""
     auc_drop: float = 0.08
     """... or this far below the champion's holdout ROC AUC."""
-    late_share_gap: float = 0.10
-    """|actual late share - mean score| of a day above this: the model is no longer calibrated."""
+    late_share_gap: float = 0.25
+    """|actual late share - mean score| of a day above this: the model is no longer calibrated.
+    Daily late shares swing with the weather (a June storm day: +0.22 over the mean score)."""
     slice_floor: float = 0.52
     slice_min_rows: int = 200
     label_wait_days: int = 2
@@ -102,12 +109,14 @@ class MonitoringPolicy:
 class FeatureDrift:
     feature: str
     kind: str  # numeric | categorical
-    statistic: str  # psi | js
+    statistic: str  # what decides: wasserstein (in reference std) | js
     value: float
     threshold: float
+    """max(drift_margin x the largest distance of a reference day, min_distance)."""
     drifted: bool
+    reference_day_max: float = 0.0
+    psi: float | None = None
     ks: float | None = None
-    wasserstein: float | None = None  # divided by the reference's standard deviation
     reference_mean: float | None = None
     current_mean: float | None = None
     current_missing_share: float = 0.0
@@ -188,44 +197,84 @@ def js_distance(reference: Any, current: Any) -> float:
     return float(jensenshannon(r / r.sum(), c / c.sum(), base=2)) if np.any(r) and np.any(c) else math.nan
 
 
-def numeric_drift(feature: str, reference: Any, current: Any, policy: MonitoringPolicy) -> FeatureDrift:
-    """PSI decides; the KS statistic and the normalised Wasserstein distance are reported beside it."""
-    import numpy as np
-    from scipy.stats import ks_2samp, wasserstein_distance
+def distance(reference: Any, current: Any, kind: str) -> float:
+    """The drift distance that decides: for numbers the Wasserstein distance (scipy) in units of
+    the reference's standard deviation, for categories the Jensen-Shannon distance (scipy).
 
+    Unlike PSI and KS, it keeps growing with how far the values moved: one cold June day and a
+    December day both fill a single PSI bin (PSI saturates near 8), but lie 1 and 4 standard
+    deviations away."""
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    if kind == "categorical":
+        return js_distance(reference, current)
+    ref, cur = _clean(reference), _clean(current)
+    if not len(ref) or not len(cur):
+        return math.nan
+    scale = float(np.std(ref)) or 1.0
+    return float(wasserstein_distance(ref, cur)) / scale
+
+
+def kind_of(column: str, categorical: tuple[str, ...] | list[str]) -> str:
+    return "categorical" if column in categorical else "numeric"
+
+
+def daily_yardstick(
+    reference: pd.DataFrame,
+    days: Any,
+    columns: list[str],
+    categorical: tuple[str, ...] | list[str],
+    policy: MonitoringPolicy,
+) -> dict[str, float]:
+    """For each column, the largest distance between one day of the reference and the whole of it:
+    how far an ordinary day of the training window strays. Computed once per model version."""
+    import pandas as pd
+
+    days = pd.Series(days, index=reference.index).astype(str)
+    counts = days.value_counts()
+    usable = [d for d, n in counts.items() if n >= policy.min_day_rows]
+    out = {}
+    for column in columns:
+        kind = kind_of(column, categorical)
+        values = [distance(reference[column], reference.loc[days == d, column], kind) for d in usable]
+        values = [v for v in values if not math.isnan(v)]
+        out[column] = max(values, default=0.0)
+    return out
+
+
+def column_drift(
+    feature: str,
+    reference: Any,
+    current: Any,
+    kind: str,
+    day_max: float,
+    policy: MonitoringPolicy,
+) -> FeatureDrift:
+    """One feature: the deciding distance against its yardstick; PSI and KS reported beside it."""
+    import numpy as np
+    from scipy.stats import ks_2samp
+
+    value = distance(reference, current, kind)
+    threshold = max(policy.drift_margin * day_max, policy.min_distance)
+    drifted = bool(not math.isnan(value) and value > threshold)
+    if kind == "categorical":
+        return FeatureDrift(feature, kind, "js", value, threshold, drifted, day_max)
     ref, cur = _clean(reference), _clean(current)
     n_cur = len(np.asarray(current))
-    missing = 1.0 - len(cur) / n_cur if n_cur else 0.0
-    value = psi(ref, cur, policy.psi_bins)
-    ks = wd = None
-    if len(ref) and len(cur):
-        ks = float(ks_2samp(ref, cur).statistic)
-        scale = float(np.std(ref)) or 1.0
-        wd = float(wasserstein_distance(ref, cur)) / scale
     return FeatureDrift(
         feature=feature,
-        kind="numeric",
-        statistic="psi",
+        kind=kind,
+        statistic="wasserstein",
         value=value,
-        threshold=policy.feature_psi,
-        drifted=bool(not math.isnan(value) and value >= policy.feature_psi),
-        ks=ks,
-        wasserstein=wd,
+        threshold=threshold,
+        drifted=drifted,
+        reference_day_max=day_max,
+        psi=psi(ref, cur, policy.psi_bins),
+        ks=float(ks_2samp(ref, cur).statistic) if len(ref) and len(cur) else None,
         reference_mean=float(ref.mean()) if len(ref) else None,
         current_mean=float(cur.mean()) if len(cur) else None,
-        current_missing_share=missing,
-    )
-
-
-def categorical_drift(feature: str, reference: Any, current: Any, policy: MonitoringPolicy) -> FeatureDrift:
-    value = js_distance(reference, current)
-    return FeatureDrift(
-        feature=feature,
-        kind="categorical",
-        statistic="js",
-        value=value,
-        threshold=policy.feature_js,
-        drifted=bool(not math.isnan(value) and value >= policy.feature_js),
+        current_missing_share=1.0 - len(cur) / n_cur if n_cur else 0.0,
     )
 
 
@@ -234,10 +283,13 @@ def feature_drift(
     current: pd.DataFrame,
     categorical: tuple[str, ...] | list[str],
     policy: MonitoringPolicy,
+    yardstick: dict[str, float] | None = None,
 ) -> tuple[CheckResult, list[FeatureDrift]]:
     """Per-feature drift of `current` against `reference` over their shared columns, and the verdict.
 
-    Fewer than `min_rows` current rows: not evaluated (a tiny or empty day says nothing)."""
+    `yardstick`: per column, the largest distance of a reference day (`daily_yardstick`); without
+    one, only `min_distance` applies. Fewer than `min_rows` current rows: not evaluated (a tiny
+    or empty day says nothing)."""
     columns = [c for c in reference.columns if c in current.columns and c not in policy.excluded_features]
     rows = len(current)
     if rows < policy.min_rows or len(reference) < policy.min_rows:
@@ -253,24 +305,21 @@ def feature_drift(
             ),
             [],
         )
+    yardstick = yardstick or {}
     results = [
-        categorical_drift(c, reference[c], current[c], policy)
-        if c in categorical
-        else numeric_drift(c, reference[c], current[c], policy)
+        column_drift(c, reference[c], current[c], kind_of(c, categorical), yardstick.get(c, 0.0), policy)
         for c in columns
     ]
     drifted = [r for r in results if r.drifted]
     share = len(drifted) / len(results) if results else 0.0
     breached = share >= policy.drift_share
-    top = sorted(drifted, key=lambda r: -r.value)[:5]
+    top = sorted(drifted, key=lambda r: -(r.value / r.threshold))[:5]
     detail = (
-        f"{len(drifted)} of {len(results)} features drifted (share {share:.2f}, threshold "
-        f"{policy.drift_share:.2f})"
-        + (": " + ", ".join(f"{r.feature} {r.statistic.upper()} {r.value:.2f}" for r in top) if top else "")
+        f"{len(drifted)} of {len(results)} features drifted "
+        f"(share {share:.2f}, threshold {policy.drift_share:.2f})"
     )
-    worst_psi = max(
-        (r.value for r in results if r.statistic == "psi" and not math.isnan(r.value)), default=0.0
-    )
+    if top:
+        detail += ": " + ", ".join(f"{r.feature} {r.value:.2f} > {r.threshold:.2f}" for r in top)
     return (
         CheckResult(
             FEATURE_DRIFT,
@@ -278,14 +327,18 @@ def feature_drift(
             share,
             policy.drift_share,
             detail,
-            {"drifted_features": float(len(drifted)), "max_psi": worst_psi, "rows": float(rows)},
+            {"drifted_features": float(len(drifted)), "rows": float(rows)},
         ),
         results,
     )
 
 
-def prediction_drift(reference_scores: Any, current_scores: Any, policy: MonitoringPolicy) -> CheckResult:
-    """The score distribution of the night against the scores the champion gave its holdout."""
+def prediction_drift(
+    reference_scores: Any, current_scores: Any, policy: MonitoringPolicy, day_max: float = 0.0
+) -> CheckResult:
+    """The night's score distribution against the reference's, with the same rule as a feature
+    (Wasserstein in reference std against the largest distance of a reference day); PSI, KS and
+    the mean scores reported beside it."""
     from scipy.stats import ks_2samp
 
     ref, cur = _clean(reference_scores), _clean(current_scores)
@@ -294,25 +347,26 @@ def prediction_drift(reference_scores: Any, current_scores: Any, policy: Monitor
             PREDICTION_DRIFT,
             None,
             None,
-            policy.prediction_psi,
+            policy.min_distance,
             f"insufficient data: {len(cur)} scores tonight, {len(ref)} in the reference "
             f"(at least {policy.min_rows} each are needed)",
         )
-    value = psi(ref, cur, policy.psi_bins)
+    drift = column_drift("score", ref, cur, "numeric", day_max, policy)
     metrics = {
-        "psi": value,
+        "wasserstein": drift.value,
+        "psi": drift.psi if drift.psi is not None else math.nan,
         "ks": float(ks_2samp(ref, cur).statistic),
         "reference_mean_score": float(ref.mean()),
         "mean_score": float(cur.mean()),
     }
-    breached = value >= policy.prediction_psi
     return CheckResult(
         PREDICTION_DRIFT,
-        breached,
-        value,
-        policy.prediction_psi,
-        f"score PSI {value:.3f} (threshold {policy.prediction_psi}); mean score "
-        f"{metrics['mean_score']:.3f} vs {metrics['reference_mean_score']:.3f} on the holdout",
+        drift.drifted,
+        drift.value,
+        drift.threshold,
+        f"scores {drift.value:.2f} std from the reference's (threshold {drift.threshold:.2f}, PSI "
+        f"{metrics['psi']:.2f}); mean score {metrics['mean_score']:.3f} vs "
+        f"{metrics['reference_mean_score']:.3f}",
         metrics,
     )
 
@@ -524,31 +578,33 @@ def reference_frame(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
     columns: list[str],
+    train_scores: Any,
     holdout_scores: Any,
     time_column: str = "scheduled_departure",
     max_rows: int = 50_000,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """What a model is monitored against: its training window's inputs (train + holdout, sampled
-    to at most `max_rows`) and the scores it gave its holdout (`score`, NaN on training rows).
+    to at most `max_rows`), the day of each row (the yardstick of day-to-day variation) and the
+    model's scores (`score`; `part` says train or holdout: training rows are scored in-sample).
 
     The meta carries what sampling would distort: rows per day of the window."""
     import numpy as np
     import pandas as pd
 
+    times = pd.to_datetime(pd.concat([train[time_column], holdout[time_column]], ignore_index=True), utc=True)
     both = pd.concat(
         [
-            train[columns].assign(score=np.nan, part="train"),
+            train[columns].assign(score=np.asarray(train_scores, dtype=float), part="train"),
             holdout[columns].assign(score=np.asarray(holdout_scores, dtype=float), part="holdout"),
         ],
         ignore_index=True,
-    )
-    times = pd.to_datetime(pd.concat([train[time_column], holdout[time_column]], ignore_index=True), utc=True)
-    days = int(times.dt.floor("D").nunique())
+    ).assign(day=times.dt.strftime("%Y-%m-%d").to_numpy())
+    days = int(both["day"].nunique())
     if len(both) > max_rows:
         both = both.sample(n=max_rows, random_state=seed).sort_index().reset_index(drop=True)
     meta = {
-        "rows": int(len(train) + len(holdout)),
+        "rows": len(train) + len(holdout),
         "sampled_rows": len(both),
         "days": days,
         "daily_rows": float((len(train) + len(holdout)) / days) if days else 0.0,

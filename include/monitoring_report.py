@@ -65,9 +65,10 @@ def drift_bar_figure(features: list[dict[str, Any]]) -> Any:
         [f["value"] for f in rows],
         color=["#c0392b" if f["drifted"] else "#5d6d7e" for f in rows],
     )
-    for threshold in sorted({f["threshold"] for f in rows}):
-        ax.axvline(threshold, color="#c0392b", linestyle="--", linewidth=1)
-    ax.set_xlabel("PSI (numeric) / Jensen-Shannon distance (categorical); dashed: thresholds")
+    ax.scatter([f["threshold"] for f in rows], range(len(rows)), marker="|", s=200, color="#c0392b")
+    ax.set_xlabel(
+        "distance: Wasserstein in reference std (numbers) / Jensen-Shannon (categories); | threshold"
+    )
     ax.set_title("Feature drift against the training reference")
     return fig
 
@@ -83,7 +84,10 @@ def distributions_figure(
     import numpy as np
     import pandas as pd
 
-    top = sorted((f for f in features if not math.isnan(f["value"])), key=lambda f: -f["value"])[:6]
+    top = sorted(
+        (f for f in features if not math.isnan(f["value"])),
+        key=lambda f: -f["value"] / max(f["threshold"], 1e-9),
+    )[:6]
     if not top:
         return None
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
@@ -105,7 +109,9 @@ def distributions_figure(
             bins = np.linspace(lo, hi if hi > lo else lo + 1, 30)
             ax.hist(r.clip(lo, hi), bins=bins, density=True, alpha=0.5, label="reference")
             ax.hist(c.clip(lo, hi), bins=bins, density=True, alpha=0.5, label="tonight")
-        ax.set_title(f"{name}: {f['statistic'].upper()} {f['value']:.2f}", fontsize=9)
+        ax.set_title(
+            f"{name}: {f['statistic']} {f['value']:.2f} (threshold {f['threshold']:.2f})", fontsize=9
+        )
     for ax in list(axes.flat)[len(top) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
@@ -140,7 +146,7 @@ def trends_figure(metrics: pd.DataFrame) -> Any:
 
     panels = [
         ("feature_drift", "value", "share of drifted features"),
-        ("prediction_drift", "psi", "score PSI"),
+        ("prediction_drift", "wasserstein", "score distance (std)"),
         ("performance", "roc_auc", "ROC AUC (labelled days)"),
         ("performance", "late_share_gap", "late share - mean score"),
         ("volume", "rows", "flights scored"),
@@ -196,7 +202,12 @@ def render(
             sections.append(_png(fig))
         sections.append(
             _table(
-                sorted(features, key=lambda f: -(f["value"] if not math.isnan(f["value"]) else -1)),
+                sorted(
+                    features,
+                    key=lambda f: (
+                        -(f["value"] / max(f["threshold"], 1e-9) if not math.isnan(f["value"]) else -1)
+                    ),
+                ),
                 [
                     "feature",
                     "kind",
@@ -204,8 +215,9 @@ def render(
                     "value",
                     "threshold",
                     "drifted",
+                    "reference_day_max",
+                    "psi",
                     "ks",
-                    "wasserstein",
                     "reference_mean",
                     "current_mean",
                     "current_missing_share",

@@ -238,7 +238,9 @@ def _train_candidate(
         mlflow.log_dict(meta, "lineage.json")
         mlflow.log_dict({k: {"roc_auc": a, "rows": n} for k, (a, n) in slices.items()}, "slices.json")
         mlflow.log_dict(importance, "permutation_importance.json")
-        reference, reference_meta = monitoring.reference_frame(train, holdout, columns, p)
+        reference, reference_meta = monitoring.reference_frame(
+            train, holdout, columns, training.scores(model, train, columns), p
+        )
         monitor_steps.log_reference(reference, {**reference_meta, "holdout_roc_auc": measured["roc_auc"]})
         fig = training.roc_and_calibration_figure(y, p, name)
         mlflow.log_figure(fig, "plots/roc_calibration.png")

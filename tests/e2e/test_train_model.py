@@ -10,20 +10,15 @@ training deploys, rollback moves back.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from include.config import PROJECT_DIR, get_settings
 from tests.conftest import SESSION_DATA_DIR
-from tests.e2e.conftest import write_real_days
+from tests.e2e.conftest import free_port, online_service, write_real_days
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
 TRAIN = {"window_end": "2013-06-28", "window_days": 21, "holdout_days": 4}
@@ -31,16 +26,6 @@ SMALL_GRID = [
     {"model": "logistic_regression", "C": 1.0},
     {"model": "hist_gradient_boosting", "max_depth": 4, "learning_rate": 0.1, "max_iter": 100},
 ]
-
-
-def serve_args(port: int) -> list[str]:
-    return ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -64,30 +49,8 @@ def world(airflow_db):
         store, get_settings(), DAYS[-4], DAYS[-1] + timedelta(days=1), logging.getLogger("test")
     )
 
-    env = {**os.environ, "MLOPS_SERVING_POLL_SECONDS": "2"}
-    log_file = open(data_dir / "serving.log", "w")  # noqa: SIM115 (closed at teardown)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "include.serving.app:create_app", "--factory", *serve_args(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-        assert proc.poll() is None, Path(data_dir / "serving.log").read_text()[-3000:]
-    else:
-        pytest.fail("the online service did not start: " + Path(data_dir / "serving.log").read_text()[-3000:])
-    yield {"url": url, "port": port, "data_dir": data_dir, "mp": mp}
-    proc.terminate()
-    proc.wait(30)
-    log_file.close()
+    with online_service(data_dir, port) as url:
+        yield {"url": url, "port": port, "data_dir": data_dir, "mp": mp}
     mp.undo()
 
 

@@ -52,7 +52,7 @@ def test_shifted_sample_drifts_and_names_the_features():
     assert by_name["temp_f"].drifted and by_name["route_late_share"].drifted
     assert not by_name["carrier"].drifted and not by_name["plane_missing"].drifted
     assert "temp_f" in check.detail
-    assert by_name["temp_f"].ks > 0.5 and by_name["temp_f"].wasserstein > 2
+    assert by_name["temp_f"].value > 2 and by_name["temp_f"].ks > 0.5 and by_name["temp_f"].psi > 1
 
 
 def test_excluded_calendar_features_are_not_compared():
@@ -63,7 +63,7 @@ def test_excluded_calendar_features_are_not_compared():
 def test_new_category_drifts():
     ref = sample(5000)
     cur = sample(1000, seed=3, carriers=("Q9",))
-    result = m.categorical_drift("carrier", ref["carrier"], cur["carrier"], POLICY)
+    result = m.column_drift("carrier", ref["carrier"], cur["carrier"], "categorical", 0.0, POLICY)
     assert result.drifted and result.value == pytest.approx(1.0)
 
 
@@ -80,7 +80,7 @@ def test_psi_handles_missing_values_and_constant_columns():
     assert math.isnan(m.psi([1.0, 2.0], []))
     assert m.psi(np.ones(100), np.ones(100)) == pytest.approx(0.0)
     assert m.psi(np.ones(100), np.zeros(100)) > 1
-    with_nan = m.numeric_drift("x", [1.0, 2.0, 3.0] * 100, [1.0, None, 3.0] * 100, POLICY)
+    with_nan = m.column_drift("x", [1.0, 2.0, 3.0] * 100, [1.0, None, 3.0] * 100, "numeric", 0.0, POLICY)
     assert with_nan.current_missing_share == pytest.approx(1 / 3)
 
 
@@ -114,7 +114,7 @@ def test_performance_decay_and_calibration():
     noise = rng.random(2000) * 0.6
     decayed = m.performance_check(y, noise, 0.4, champion_auc=0.8, policy=POLICY)
     assert decayed.breached is True and "ROC AUC" in decayed.detail
-    miscalibrated = m.performance_check(y, np.clip(good - 0.25, 0, 1), 0.4, champion_auc=None, policy=POLICY)
+    miscalibrated = m.performance_check(y, good * 0.1, 0.4, champion_auc=None, policy=POLICY)
     assert miscalibrated.breached is True and "late share" in miscalibrated.detail
     one_class = m.performance_check(np.zeros(500, int), noise[:500], 0.4, None, POLICY)
     assert one_class.breached is None
@@ -176,13 +176,39 @@ def test_policy_from_environment():
         {"MLOPS_MONITOR_CONSECUTIVE_NIGHTS": "3", "MLOPS_MONITOR_EXCLUDED_FEATURES": "a, b"}
     )
     assert policy.consecutive_nights == 3 and policy.excluded_features == ("a", "b")
-    assert policy.feature_psi == POLICY.feature_psi
+    assert policy.drift_margin == POLICY.drift_margin
 
 
 def test_reference_frame_keeps_daily_volume_when_sampling():
     days = pd.date_range("2013-06-01", periods=10, freq="D", tz="UTC")
     train = pd.DataFrame({"x": range(900), "scheduled_departure": np.repeat(days[:9], 100)})
     holdout = pd.DataFrame({"x": range(100), "scheduled_departure": np.repeat(days[9:], 100)})
-    frame, meta = m.reference_frame(train, holdout, ["x"], np.full(100, 0.3), max_rows=300)
+    frame, meta = m.reference_frame(train, holdout, ["x"], np.full(900, 0.2), np.full(100, 0.3), max_rows=300)
     assert len(frame) == 300 and meta["daily_rows"] == 100 and meta["days"] == 10
-    assert frame["score"].notna().sum() == (frame["part"] == "holdout").sum()
+    assert set(frame.loc[frame["part"] == "holdout", "score"]) <= {0.3}
+    assert frame["day"].nunique() == 10 and set(m.REFERENCE_EXTRA) <= set(frame.columns)
+
+
+def clustered_days(days: int, rows: int, seed: int, centre: float = 50.0) -> pd.DataFrame:
+    """Like one day's weather: each day's values sit around that day's own level."""
+    rng = np.random.default_rng(seed)
+    levels = rng.normal(centre, 10, days)
+    return pd.DataFrame(
+        {
+            "temp_f": np.concatenate([rng.normal(level, 2, rows) for level in levels]),
+            "day": np.repeat([f"d{i}" for i in range(days)], rows),
+        }
+    )
+
+
+def test_an_ordinary_day_of_clustered_data_is_not_drift_but_another_season_is():
+    ref = clustered_days(28, 300, seed=1)
+    ruler = m.daily_yardstick(ref, ref["day"], ["temp_f"], (), POLICY)
+    assert ruler["temp_f"] > 0.5  # single days stray far from a month of them
+    ordinary = clustered_days(1, 900, seed=7)  # one new day, same season
+    check, _ = m.feature_drift(ref[["temp_f"]], ordinary[["temp_f"]], (), POLICY, ruler)
+    naive, _ = m.feature_drift(ref[["temp_f"]], ordinary[["temp_f"]], (), POLICY)
+    assert check.breached is False and naive.breached is True  # the yardstick is what keeps it quiet
+    winter = clustered_days(1, 900, seed=7, centre=0.0)
+    check, features = m.feature_drift(ref[["temp_f"]], winter[["temp_f"]], (), POLICY, ruler)
+    assert check.breached is True and features[0].value > features[0].threshold > ruler["temp_f"]

@@ -1,0 +1,211 @@
+"""Monitoring and the closed loop, end to end through Airflow, on real seasonal drift.
+
+Real 2013 days as validated partitions and features (June, and Nov 8 - Dec 12), real Feast,
+a real MLflow registry, the real online service; DAGs run with dag.test. A June champion
+monitors June nights (no drift, no request), then December nights replayed through the same
+pipeline (the late share jumps with the snow storms): two nights in a row breach → a WARNING
+alert and a `retrain_request` asset event (queued for train_model) → train_model answers the
+request and its gate decides. A night whose flights' labels have not arrived is not judged
+until they do. The tests build on each other, in file order.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from include.config import PROJECT_DIR, get_settings
+from tests.conftest import SESSION_DATA_DIR
+from tests.e2e.conftest import free_port, online_service, write_real_days
+
+JUNE = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(28)]
+WINTER = [datetime(2013, 11, 8, tzinfo=UTC) + timedelta(days=i) for i in range(35)]  # .. Dec 12
+LATE_DAYS = [datetime(2013, 12, 13, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
+FIRST_MODEL = {
+    "window_end": "2013-06-24",
+    "window_days": 20,
+    "holdout_days": 3,
+    "grid": [{"model": "hist_gradient_boosting", "max_depth": 4, "learning_rate": 0.1, "max_iter": 100}],
+    "shuffle_labels": False,
+    "require_approval": False,
+    "reason": "June champion",
+}
+
+
+@pytest.fixture(scope="module")
+def world(airflow_db):
+    mp = pytest.MonkeyPatch()
+    data_dir = SESSION_DATA_DIR.parent / "monitor_data"
+    port = free_port()
+    mp.setenv("MLOPS_DATA_DIR", str(data_dir))
+    mp.delenv("MLOPS_LAKE_ROOT", raising=False)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
+    from include.features.store import apply_if_changed, materialize_interval, open_store
+
+    write_real_days(JUNE)
+    write_real_days(WINTER)
+    store = open_store(get_settings())
+    apply_if_changed(store, get_settings(), logging.getLogger("test"))
+    materialize_interval(
+        store, get_settings(), WINTER[-3], WINTER[-1] + timedelta(days=1), logging.getLogger("test")
+    )
+    with online_service(data_dir, port) as url:
+        yield {"url": url, "data_dir": data_dir}
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def dags(world):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    assert not bag.import_errors
+    for dag in bag.dags.values():
+        for t in dag.tasks:
+            t.retries = 0
+    return bag.dags
+
+
+def states(run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def score(dags, first: str, days: int = 1):
+    run = dags["score_flights"].test(run_conf={"interval_start": first, "days": days})
+    assert states(run)["score_next_day"] == "success", states(run)
+    return run
+
+
+def monitor(dags, first: str, days: int = 1):
+    return dags["monitor_model"].test(run_conf={"interval_start": first, "days": days})
+
+
+def checks(day: str, check: str):
+    from include.monitor_steps import checks_history
+
+    h = checks_history(get_settings())
+    return h[(h["day"] == date.fromisoformat(day)) & (h["check"] == check)]
+
+
+def retrain_events() -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from include.assets import RETRAIN_REQUEST
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == RETRAIN_REQUEST.uri)
+        ).all()
+        return [dict(e.extra or {}) for e in rows]
+
+
+def test_june_champion_and_quiet_june_nights(world, dags):
+    from include import tracking
+
+    run = dags["train_model"].test(run_conf=FIRST_MODEL)
+    assert states(run)["deploy_champion"] == "success", states(run)
+    assert tracking.champion(get_settings()).version == "1"
+
+    score(dags, "2013-06-24", days=2)  # flights departing June 25 and 26
+    run = monitor(dags, "2013-06-24", days=2)
+    s = states(run)
+    assert s["apply_policy"] == "success" and s["request_retraining"] == "skipped", s
+    assert retrain_events() == []
+    for day in ("2013-06-25", "2013-06-26"):
+        drift = checks(day, "feature_drift")
+        assert drift["breached"].tolist() == [0], drift["detail"].tolist()
+        assert checks(day, "prediction_drift")["breached"].tolist() == [0]
+        perf = checks(day, "performance")  # labels of June 25-28 are in the lake: judged
+        assert perf["breached"].notna().all() and perf["value"].iloc[0] > 0.6, perf["detail"].tolist()
+    report = Path(run.get_task_instance("build_report").xcom_pull(task_ids="build_report")["report"])
+    assert report.exists() and "<img" in report.read_text() and "feature_drift" in report.read_text()
+
+
+def test_metrics_are_time_series_in_the_table_and_on_mlflow(world, dags):
+    from include import tracking
+    from include.monitor_steps import metrics_history, mlflow_run_for
+
+    m = metrics_history(get_settings(), "1")
+    assert {"psi.temp_f", "roc_auc", "rows", "lag_hours"} <= set(m["name"])
+    client = tracking.client(get_settings())
+    run_id = mlflow_run_for(get_settings(), "1")
+    run = client.get_run(run_id)
+    assert run.data.tags["monitoring.model_version"] == "1"
+    history = client.get_metric_history(run_id, "performance.roc_auc")
+    assert sorted(m.step for m in history) == [(date(2013, 6, d) - date(1970, 1, 1)).days for d in (25, 26)]
+
+
+def test_december_drift_alerts_and_requests_retraining(world, dags, caplog):
+    score(dags, "2013-12-08", days=2)  # flights departing Dec 9 and 10, scored by the June model
+    with caplog.at_level(logging.WARNING):
+        run = monitor(dags, "2013-12-08", days=2)
+    s = states(run)
+    assert s["request_retraining"] == "success", s
+    # December's cold shows in the weather features; the storms' delays show once labels arrive:
+    # the June model ranks and calibrates worse two days in a row.
+    assert "temp_f" in checks("2013-12-09", "feature_drift")["detail"].iloc[0]
+    assert checks("2013-12-09", "performance")["breached"].tolist() == [1]
+    assert checks("2013-12-10", "performance")["breached"].tolist() == [1]
+    assert "MONITORING ALERT" in caplog.text and "Runbook" in caplog.text
+    events = retrain_events()
+    assert len(events) == 1 and events[0]["model_version"] == "1"
+    assert any("performance breached 2 nights in a row" in r for r in events[0]["reasons"])
+    assert Path(events[0]["report"]).exists()
+    from airflow.models.asset import AssetDagRunQueue
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        queued = {q.target_dag_id for q in session.query(AssetDagRunQueue).all()}
+    assert "train_model" in queued  # the scheduler starts train_model on this
+
+
+def test_a_pending_request_is_not_repeated(world, dags):
+    run = monitor(dags, "2013-12-09")  # the same drift again, before train_model ran
+    ti = run.get_task_instance("apply_policy")
+    decision = ti.xcom_pull(task_ids="apply_policy")
+    assert states(run)["request_retraining"] == "skipped"
+    assert decision["reasons"][0].startswith("dedupe"), decision
+    assert len(retrain_events()) == 1
+
+
+def test_train_model_answers_the_request_and_the_gate_decides(world, dags):
+    from include import tracking
+    from include.monitor_steps import requests
+
+    run = dags["train_model"].test(
+        run_conf={**FIRST_MODEL, "window_end": None, "window_days": 21, "reason": ""}
+    )
+    s = states(run)
+    assert s["evaluate_gate"] == "success", s
+    decision = run.get_task_instance("evaluate_gate").xcom_pull(task_ids="evaluate_gate")
+    assert decision["champion_version"] == "1"  # compared with the June champion on December data
+    assert s["deploy_champion"] == "success" if decision["passed"] else s["reject_candidate"] == "success"
+    parent = tracking.client(get_settings()).get_run(
+        run.get_task_instance("prepare_training_data").xcom_pull(task_ids="prepare_training_data")[
+            "parent_run_id"
+        ]
+    )
+    assert "performance breached" in parent.data.tags["retrain_requests"]
+    taken = requests(get_settings())
+    assert taken["status"].tolist() == ["consumed"] and taken["consumed_by"].iloc[0] == run.run_id
+
+
+def test_a_day_is_judged_only_once_its_labels_arrived(world, dags):
+    score(dags, "2013-12-12")  # flights departing Dec 13: no outcome reported yet
+    monitor(dags, "2013-12-12")
+    waiting = checks("2013-12-13", "performance")
+    assert waiting["breached"].isna().all() and "waiting for validated outcomes" in waiting["detail"].iloc[0]
+
+    write_real_days(LATE_DAYS)  # outcomes of Dec 13-15 arrive
+    monitor(dags, "2013-12-12")
+    judged = checks("2013-12-13", "performance")
+    assert judged["breached"].notna().all(), judged["detail"].tolist()
+    assert judged["value"].iloc[0] > 0.5  # a ROC AUC, filled in now

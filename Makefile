@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DAYS ?= 14
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock run stop source test lint format test-dags test-unit test-e2e feast bench clean
+.PHONY: help venv lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -36,8 +36,14 @@ source: venv ## build the demo source database (or keep it when up to date)
 run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14)
 	DEMO_DAYS=$(DAYS) scripts/run.sh
 
-stop: ## stop Airflow; leaves no process of the project behind
+demo-drift: venv ## the closed loop on Dec 2013 (stops make run; own state): monitoring -> retraining -> gate
 	scripts/stop.sh
+	AIRFLOW_HOME=$(CURDIR)/.airflow-drift MLOPS_DATA_DIR=$(CURDIR)/data/demo-drift \
+	  MLOPS_REPLAY_ANCHOR=2013-12-16 DEMO_DAYS=42 DEMO_SCRIPT=scripts/demo_drift.py scripts/run.sh
+
+stop: ## stop Airflow (make run's and make demo-drift's); leaves no process of the project behind
+	scripts/stop.sh
+	AIRFLOW_HOME=$(CURDIR)/.airflow-drift scripts/stop.sh
 
 test: venv lint ## every test (what CI runs): lint, DAG integrity, unit, end to end
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests $(PYTEST_ARGS)
@@ -70,4 +76,4 @@ bench: venv ## benchmarks (ingest, validation, features, training/serving): figu
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_serving.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
-	rm -rf .airflow data .cache .pytest_cache .ruff_cache
+	rm -rf .airflow .airflow-drift data .cache .pytest_cache .ruff_cache

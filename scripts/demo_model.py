@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from airflow_api import AirflowAPI
@@ -67,6 +68,42 @@ def wait_run(api: AirflowAPI, dag_id: str, run_id: str, timeout: float) -> str:
         time.sleep(10)
 
 
+def runs_since(api: AirflowAPI, dag_id: str, since: datetime) -> list[dict]:
+    """Runs of `dag_id` created at or after `since` (asset-triggered ones included)."""
+    runs = api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=50&order_by=-run_after")["dag_runs"]
+    return [r for r in runs if datetime.fromisoformat(r["run_after"]) >= since]
+
+
+def wait_triggered(api: AirflowAPI, dag_id: str, since: datetime, timeout: float) -> list[dict]:
+    """Wait until the scheduler has started `dag_id` (on an asset) after `since` and its runs ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = runs_since(api, dag_id, since)
+        if runs and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            return runs
+        print(f"  {dag_id}: {', '.join(r['state'] for r in runs) or 'waiting for the scheduler'}", flush=True)
+        time.sleep(10)
+
+
+def print_monitoring(settings: Any) -> None:
+    """The latest monitoring report and the last night's checks, from the monitoring tables."""
+    from include.monitor_steps import checks_history
+
+    reports = sorted((settings.monitoring_dir / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
+    history = checks_history(settings)
+    if history.empty:
+        print("  no monitoring results yet")
+        return
+    last = history[history["day"] == history["day"].max()]
+    for row in last.itertuples():
+        status = {1: "BREACHED", 0: "ok"}.get(row.breached, "not evaluated")
+        print(f"  {row.day} {row.check:<18} {status:<14} {row.detail[:110]}")
+    if reports:
+        print(f"  report: {reports[-1]}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=14)
@@ -109,16 +146,18 @@ def main(argv: list[str]) -> int:
 
     latest = today - timedelta(days=1)
     print(f"==> scoring the flights published on {latest} (score_flights)")
-    state = run_and_wait(
-        api,
-        "score_flights",
-        f"make_run__score__{latest}__v{champion.version}",
-        {"interval_start": str(latest), "days": 1},
-        600,
-    )
+    started = datetime.now(UTC)
+    score_run = f"make_run__score__{latest}__v{champion.version}"
+    state = run_and_wait(api, "score_flights", score_run, {"interval_start": str(latest), "days": 1}, 600)
     if state != "success":
         print(f"score_flights {state}: see its logs in the Airflow UI", file=sys.stderr)
         return 1
+
+    print("==> monitoring the scored day (monitor_model runs on flight_predictions)")
+    scored = api.get(f"/api/v2/dags/score_flights/dagRuns/{quote(score_run, safe='')}")
+    if datetime.fromisoformat(scored["run_after"]) >= started:  # new scores: the scheduler monitors them
+        wait_triggered(api, "monitor_model", started, 600)
+    print_monitoring(settings)
 
     request = {"flight_id": probe_from_lake(settings)["flight_id"]}  # a flight departing the next day
     answer = http_json(f"{settings.serving_url}/predict", request)

@@ -82,7 +82,8 @@ echo "==> online prediction service on $MLOPS_SERVING_URL"
 start_service serving "$AIRFLOW_HOME/logs/serving.log" \
   env OMP_NUM_THREADS=1 "$PY" -m uvicorn include.serving.app:create_app --factory \
   --host 127.0.0.1 --port "$MLOPS_SERVING_PORT" --log-level warning
-if ! "$PY" scripts/demo_model.py --days "$DEMO_DAYS"; then
+# make demo-drift sets DEMO_SCRIPT=scripts/demo_drift.py (the closed loop on December 2013).
+if ! "$PY" "${DEMO_SCRIPT:-scripts/demo_model.py}" --days "$DEMO_DAYS"; then
   echo "make run: no champion was deployed; Airflow keeps running (make stop to stop it)." >&2
   tail -n 20 "$AIRFLOW_HOME/logs/serving.log" >&2 || true
   exit 1

@@ -48,6 +48,14 @@ EXPECTED_TASKS = {
     },
     "score_flights": {"score_next_day"},
     "rollback_model": {"rollback_champion"},
+    "monitor_model": {
+        "check_drift",
+        "evaluate_performance",
+        "check_freshness",
+        "build_report",
+        "apply_policy",
+        "request_retraining",
+    },
 }
 
 

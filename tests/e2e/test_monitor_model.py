@@ -11,7 +11,11 @@ until they do. The tests build on each other, in file order.
 
 from __future__ import annotations
 
+import email
+import json
 import logging
+import socketserver
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -68,6 +72,54 @@ def dags(world):
         for t in dag.tasks:
             t.retries = 0
     return bag.dags
+
+
+class _SmtpSession(socketserver.StreamRequestHandler):
+    """Just enough SMTP for smtplib: records each message's recipients and body."""
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 localhost\r\n")
+        rcpt: list[str] = []
+        while line := self.rfile.readline():
+            cmd = line.decode().strip()
+            verb = cmd.split(" ")[0].upper()
+            if verb == "DATA":
+                self.wfile.write(b"354 go on\r\n")
+                body = []
+                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                    body.append(chunk.decode(errors="replace"))
+                self.server.messages.append({"to": rcpt, "body": "".join(body)})  # type: ignore[attr-defined]
+                self.wfile.write(b"250 queued\r\n")
+            elif verb == "RCPT":
+                rcpt.append(cmd.split(":", 1)[1].strip(" <>"))
+                self.wfile.write(b"250 ok\r\n")
+            elif verb == "QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:  # EHLO, HELO, MAIL, RSET, NOOP
+                self.wfile.write(b"250 ok\r\n")
+
+
+@pytest.fixture
+def smtp_inbox(monkeypatch):
+    """A loopback SMTP server and the alert connection pointing at it."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpSession)
+    server.messages = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": server.server_address[1],
+        "extra": {
+            "to": "oncall@example.com",
+            "from_email": "airflow@example.com",
+            "disable_tls": True,
+            "disable_ssl": True,
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_ALERTS_SMTP", json.dumps(conn))
+    yield server.messages  # type: ignore[attr-defined]
+    server.shutdown()
 
 
 def states(run) -> dict[str, str]:
@@ -143,7 +195,7 @@ def test_metrics_are_time_series_in_the_table_and_on_mlflow(world, dags):
     assert sorted(m.step for m in history) == [(date(2013, 6, d) - date(1970, 1, 1)).days for d in (25, 26)]
 
 
-def test_december_drift_alerts_and_requests_retraining(world, dags, caplog):
+def test_december_drift_alerts_and_requests_retraining(world, dags, caplog, smtp_inbox):
     score(dags, "2013-12-08", days=2)  # flights departing Dec 9 and 10, scored by the June model
     with caplog.at_level(logging.WARNING):
         run = monitor(dags, "2013-12-08", days=2)
@@ -155,6 +207,10 @@ def test_december_drift_alerts_and_requests_retraining(world, dags, caplog):
     assert checks("2013-12-09", "performance")["breached"].tolist() == [1]
     assert checks("2013-12-10", "performance")["breached"].tolist() == [1]
     assert "MONITORING ALERT" in caplog.text and "Runbook" in caplog.text
+    assert len(smtp_inbox) == 1 and smtp_inbox[0]["to"] == ["oncall@example.com"]  # the notifier
+    mail = email.message_from_string(smtp_inbox[0]["body"])
+    text = "".join(p.get_payload(decode=True).decode() for p in mail.walk() if not p.is_multipart())
+    assert "monitoring alert" in mail["Subject"] and "performance breached" in text
     events = retrain_events()
     assert len(events) == 1 and events[0]["model_version"] == "1"
     assert any("performance breached 2 nights in a row" in r for r in events[0]["reasons"])

@@ -69,11 +69,12 @@ feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="featur
 	MLOPS_DATA_DIR=$${MLOPS_DATA_DIR:-$(CURDIR)/data} PYTHONPATH=$(CURDIR) FEAST_USAGE=False \
 	  $(VENV)/bin/feast -c include/feature_repo $(ARGS)
 
-bench: venv ## benchmarks (ingest, validation, features, training/serving): figures to benchmarks/results/
+bench: venv ## benchmarks (ingest, validation, features, training/serving, monitoring): figures to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_validation.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_features.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_serving.py
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_monitoring.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
 	rm -rf .airflow .airflow-drift data .cache .pytest_cache .ruff_cache

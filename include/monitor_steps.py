@@ -10,6 +10,7 @@ per model version (experiment `<model>-monitoring`, one step per day).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -251,7 +252,15 @@ def served_frame(settings: Settings, batch_key: str) -> pd.DataFrame:
         eng.dispose()
     if rows.empty:
         return rows
-    features = pd.DataFrame([json.loads(f) for f in rows["features"]], index=rows.index)
+    # One vectorised parse of the JSON lines (a json.loads per row cost 2 s at 100,000 rows).
+    features = pd.read_json(
+        io.StringIO("\n".join(rows["features"])),
+        lines=True,
+        dtype=False,
+        convert_dates=False,
+        precise_float=True,
+    )
+    features.index = rows.index
     keep = ["flight_id", "scheduled_departure", "model_version", "score"]
     return pd.concat([rows[keep], features.drop(columns=keep, errors="ignore")], axis=1)
 

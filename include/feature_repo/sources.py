@@ -11,11 +11,15 @@ from include.config import get_settings
 from include.features.engineering import EVENT_TIMESTAMP, FEATURE_TABLES
 from include.features.partitions import feature_source_dir
 
+LAKE_ROOT = get_settings().lake_root
+"""The lake these sources read, fixed when the module is imported (Feast's CLI imports it);
+include/features/store.py `definitions` rebuilds the repo when the configured lake changes."""
+
 
 def _source(table: str) -> FileSource:
     return FileSource(
         name=f"{table}_source",
-        path=str(feature_source_dir(get_settings().lake_root, table) / "*" / "*.parquet"),
+        path=str(feature_source_dir(LAKE_ROOT, table) / "*" / "*.parquet"),
         file_format=ParquetFormat(),
         timestamp_field=EVENT_TIMESTAMP,
         description=FEATURE_TABLES[table].description,

@@ -93,10 +93,20 @@ def open_store(settings: Settings, online_conn: dict[str, Any] | None = None) ->
     return FeatureStore(config=config)
 
 
-def definitions() -> list[Any]:
-    """Every Feast object of the repo (include/feature_repo/repo.py lists them)."""
-    from include.feature_repo import repo
+def definitions(lake_root: str) -> list[Any]:
+    """Every Feast object of the repo (include/feature_repo/repo.py lists them), for the lake the
+    settings name now. The repo's sources read the lake root when imported: when it changed since
+    (one process, several data folders: the tests), the repo's modules are imported again, or
+    `feast apply` would register the previous lake's paths."""
+    import importlib
 
+    from include.feature_repo import feature_services, feature_views, repo, sources
+
+    if lake_root != sources.LAKE_ROOT:
+        for module in (sources, feature_views, feature_services, repo):
+            importlib.reload(module)  # sources reads the lake root of the settings again
+    if lake_root != sources.LAKE_ROOT:
+        raise ValueError(f"the Feast repo reads {sources.LAKE_ROOT}, not {lake_root}: set MLOPS_LAKE_ROOT")
     return [*repo.ENTITIES, *repo.SOURCES, *repo.FEATURE_VIEWS, *repo.FEATURE_SERVICES]
 
 
@@ -125,7 +135,7 @@ def apply_if_changed(store: Any, settings: Settings, log: logging.Logger) -> dic
     if marker.is_file() and marker.read_text().strip() == wanted and registry.is_file():
         log.info("Feast definitions unchanged (%s…): nothing to apply", wanted[:12])
         return {"applied": False, "definitions_sha256": wanted}
-    objects = definitions()
+    objects = definitions(settings.lake_root)
     store.apply(objects)
     fd, tmp = tempfile.mkstemp(dir=marker.parent, prefix=".applied.")
     with os.fdopen(fd, "w") as fh:

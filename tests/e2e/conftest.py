@@ -155,3 +155,28 @@ def online_service(data_dir: Path, port: int) -> Iterator[str]:
         finally:
             proc.terminate()
             proc.wait(30)
+
+
+def own_model_world(
+    mp: pytest.MonkeyPatch, name: str, online: tuple[datetime, datetime], *day_runs: list[datetime]
+) -> tuple[Path, int]:
+    """Point the settings at a data folder of its own (lake, Feast, local MLflow, prediction log,
+    monitoring), write each run of real 2013 days into it, put the features of `online` [start,
+    end) online; returns the folder and a free port for the online service."""
+    import logging
+
+    from include.features.store import apply_if_changed, materialize_interval, open_store
+    from tests.conftest import SESSION_DATA_DIR
+
+    data_dir = SESSION_DATA_DIR.parent / name
+    port = free_port()
+    mp.setenv("MLOPS_DATA_DIR", str(data_dir))
+    mp.delenv("MLOPS_LAKE_ROOT", raising=False)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
+    for days in day_runs:
+        write_real_days(days)
+    store = open_store(get_settings())
+    apply_if_changed(store, get_settings(), logging.getLogger("test"))
+    materialize_interval(store, get_settings(), *online, logging.getLogger("test"))
+    return data_dir, port

@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from include.config import PROJECT_DIR, get_settings
-from tests.conftest import SESSION_DATA_DIR
-from tests.e2e.conftest import free_port, online_service, write_real_days
+from tests.e2e.conftest import online_service, own_model_world, write_real_days
 
 JUNE = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(28)]
 WINTER = [datetime(2013, 11, 8, tzinfo=UTC) + timedelta(days=i) for i in range(35)]  # .. Dec 12
@@ -42,21 +41,8 @@ FIRST_MODEL = {
 @pytest.fixture(scope="module")
 def world(airflow_db):
     mp = pytest.MonkeyPatch()
-    data_dir = SESSION_DATA_DIR.parent / "monitor_data"
-    port = free_port()
-    mp.setenv("MLOPS_DATA_DIR", str(data_dir))
-    mp.delenv("MLOPS_LAKE_ROOT", raising=False)
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
-    from include.features.store import apply_if_changed, materialize_interval, open_store
-
-    write_real_days(JUNE)
-    write_real_days(WINTER)
-    store = open_store(get_settings())
-    apply_if_changed(store, get_settings(), logging.getLogger("test"))
-    materialize_interval(
-        store, get_settings(), WINTER[-3], WINTER[-1] + timedelta(days=1), logging.getLogger("test")
-    )
+    online = (WINTER[-3], WINTER[-1] + timedelta(days=1))
+    data_dir, port = own_model_world(mp, "monitor_data", online, JUNE, WINTER)
     with online_service(data_dir, port) as url:
         yield {"url": url, "data_dir": data_dir}
     mp.undo()

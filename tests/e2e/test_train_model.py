@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from include.config import PROJECT_DIR, get_settings
-from tests.conftest import SESSION_DATA_DIR
-from tests.e2e.conftest import free_port, online_service, write_real_days
+from tests.e2e.conftest import free_port, online_service, own_model_world
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
 TRAIN = {"window_end": "2013-06-28", "window_days": 21, "holdout_days": 4}
@@ -32,23 +31,8 @@ SMALL_GRID = [
 def world(airflow_db):
     """Own data folder (lake, Feast, MLflow, prediction log) and a running online service."""
     mp = pytest.MonkeyPatch()
-    data_dir = SESSION_DATA_DIR.parent / "model_data"
-    port = free_port()
-    mp.setenv("MLOPS_DATA_DIR", str(data_dir))
-    mp.delenv("MLOPS_LAKE_ROOT", raising=False)
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
-    import logging
-
-    from include.features.store import apply_if_changed, materialize_interval, open_store
-
-    write_real_days(DAYS)
-    store = open_store(get_settings())
-    apply_if_changed(store, get_settings(), logging.getLogger("test"))
-    materialize_interval(
-        store, get_settings(), DAYS[-4], DAYS[-1] + timedelta(days=1), logging.getLogger("test")
-    )
-
+    online = (DAYS[-4], DAYS[-1] + timedelta(days=1))
+    data_dir, port = own_model_world(mp, "model_data", online, DAYS)
     with online_service(data_dir, port) as url:
         yield {"url": url, "port": port, "data_dir": data_dir, "mp": mp}
     mp.undo()

@@ -249,3 +249,13 @@ def test_catch_up_finds_validated_days_without_current_features(tmp_path):
                 touch("features", name, interval, 500)  # older than its inputs (re-validated since)
     touch("validated", "flight_outcomes", days[3], 1000)  # weather not validated: not ready
     assert stale_intervals(tmp_path) == [days[1], days[2]]
+
+
+def test_feast_sources_follow_the_configured_lake(monkeypatch, tmp_path):
+    """One process, two data folders (the tests): the repo's sources must read the current lake."""
+    from include.features.store import definitions
+
+    for name in ("a", "b"):
+        monkeypatch.setenv("MLOPS_LAKE_ROOT", str(tmp_path / name))
+        paths = {o.path for o in definitions(str(tmp_path / name)) if hasattr(o, "path")}
+        assert paths and all(p.startswith(str(tmp_path / name)) for p in paths), paths

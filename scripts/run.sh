@@ -100,7 +100,9 @@ airflow-mlops is running ($(( $(date +%s) - started )) s).
                DAG materialize_features: one run per batch of validated days; asset flight_features
                Feast:     make feast ARGS="feature-views list"   (online store ${MLOPS_DATA_DIR}/feast/online_store.db)
                DAG train_model: candidates, gate (evaluate_gate log), deploy_champion; score_flights; rollback_model
-  MLflow UI    ${MLFLOW_TRACKING_URI}   experiment flight_delay; Models > flight_delay (aliases champion, challenger)
+               DAG monitor_model: drift, performance once labels arrive, freshness; reports in ${MLOPS_DATA_DIR}/monitoring/reports/
+               The closed loop on December 2013: make demo-drift (README, Monitoring)
+  MLflow UI    ${MLFLOW_TRACKING_URI}   experiments flight_delay, flight_delay-monitoring; Models > flight_delay
   Serving      curl -s -X POST ${MLOPS_SERVING_URL}/predict -H 'content-type: application/json' -d '{"flight_id": <id>}'
                ${MLOPS_SERVING_URL}/health   ${MLOPS_SERVING_URL}/version   ${MLOPS_SERVING_URL}/docs
   Logs         $AIRFLOW_HOME/logs/standalone.log

@@ -1,12 +1,14 @@
 """Monitoring statistics and policy: pure functions (no Airflow, no MLflow, no I/O).
 
-What monitor_model measures each night for the champion, and when it acts:
-- feature drift per feature between the champion's training reference and the night's served
-  features: PSI (numeric, quantile bins of the reference) with the KS statistic and the
-  Wasserstein distance (scipy) beside it; Jensen-Shannon distance for categories (scipy).
-  Drift is DECIDED on distances, never on p-values: at thousands of rows every test rejects.
-- prediction drift: PSI and KS of the score distribution against the scores the champion gave
-  its holdout;
+What monitor_model measures each night for the model that scored it, and when it acts:
+- feature drift per feature between the version's training reference and the night's served
+  features: the Wasserstein distance in reference standard deviations for numbers, the
+  Jensen-Shannon distance for categories (both scipy), PSI and the KS statistic reported beside.
+  A feature drifts when its distance exceeds `drift_margin` x the largest distance a single day
+  of the training window had to the window (`daily_yardstick`): one day is a clustered sample,
+  and fixed PSI thresholds flagged every ordinary day of 2013 (benchmarks/drift_calibration.py).
+  Drift is decided on distances, never on p-values: at thousands of rows every test rejects.
+- prediction drift: the same rule for the score distribution;
 - performance on a day only once its labels are complete (`labels_complete`);
 - volume and online-store freshness.
 A check that holds for `consecutive_nights` nights in a row alerts; drift or decay that persists

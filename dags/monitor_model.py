@@ -7,8 +7,10 @@ nightly after scoring; by hand with Params `interval_start` and `days` (scored i
 **What it does** (for the model version that scored the night; thresholds: `include/monitoring.py`
 MonitoringPolicy, overridable with `MLOPS_MONITOR_<SETTING>`):
 1. `check_drift`: each feature of the night's served flights (the prediction log) against the
-   version's training reference (PSI for numbers, Jensen-Shannon for categories; KS and
-   Wasserstein reported beside), the score distribution against the holdout's, and volume.
+   version's training reference (Wasserstein distance in reference std for numbers,
+   Jensen-Shannon for categories; PSI and KS reported beside). A feature drifts when it is
+   further from the reference than 1.5 x the farthest single day of the training window was;
+   the night drifts when 20 % of the features do. The same for the scores, and volume.
 2. `evaluate_performance`: every scored day of the last two weeks whose labels are complete
    (outcomes validated for the day and the next 2 days, 95 % of its flights labelled) and not
    judged yet: ROC AUC, calibration (late share vs. mean score), slices. A day waiting for labels

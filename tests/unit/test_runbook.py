@@ -1,0 +1,58 @@
+"""The runbook (README.md, *On call*) and the code agree: every error a task can raise has an entry,
+and every entry names an error, or a message, that the code really raises."""
+
+from __future__ import annotations
+
+import builtins
+import re
+
+from include.config import PROJECT_DIR
+
+README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+CODE = "\n".join(
+    p.read_text(encoding="utf-8")
+    for folder in ("include", "dags")
+    for p in (PROJECT_DIR / folder).rglob("*.py")
+)
+NOT_TASK_ERRORS = {
+    "SettingsFileError": "raised by make run's loader of airflow_settings.yaml, not by a task",
+    "NotEnoughDataError": "train_model turns it into a skip; the runbook's 'not training: only N day(s)' row",
+}
+
+
+def on_call_rows() -> list[str]:
+    """First cell of each row of the On call table."""
+    section = README.split("## On call", 1)[1].split("\n## ", 1)[0]
+    return [
+        line.split("|")[1].strip()
+        for line in section.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+
+
+def project_errors() -> set[str]:
+    return set(re.findall(r"^class (\w+)\((?:\w+Error|\w*Exception)\):", CODE, flags=re.MULTILINE))
+
+
+def test_every_project_error_has_a_runbook_entry():
+    rows = " ".join(on_call_rows())
+    missing = sorted(e for e in project_errors() - set(NOT_TASK_ERRORS) if f"`{e}" not in rows)
+    assert not missing, f"add an On call row to README.md for {missing}"
+    assert "not training: only" in rows and "not training: {exc}" in CODE
+
+
+def test_every_runbook_entry_is_raised_by_the_code():
+    named = [re.match(r"`(\w+)(?::\s*(.*?))?`", row) for row in on_call_rows()]
+    entries = [m for m in named if m and m.group(1).endswith(("Error", "Exception"))]
+    assert len(entries) >= 15
+    for m in entries:
+        name, message = m.group(1), (m.group(2) or "")
+        if name in project_errors():
+            assert re.search(rf"raise {name}\(", CODE), f"{name} is documented but never raised"
+        else:
+            assert isinstance(getattr(builtins, name, None), type), f"{name}: neither ours nor a builtin"
+            assert message, f"a builtin {name} entry must quote its message"
+            assert re.search(rf"raise {name}\(", CODE), f"{name} is documented but never raised"
+        for fragment in (f.strip(" '…") for f in message.split("…")):
+            if len(fragment) >= 8:
+                assert fragment in CODE, f"runbook row `{name}: {message}`: the code never says {fragment!r}"

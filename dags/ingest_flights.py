@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 
+from include.alerting import on_task_failure
 from include.assets import RAW_ASSETS, VALIDATED_ASSETS, AssetName
 from include.config import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
 from include.dataset import SOURCE_TABLES
@@ -62,6 +63,7 @@ def _asset(spec: AssetName) -> Asset:
     max_active_runs=4,
     dagrun_timeout=timedelta(hours=2),
     default_args={
+        "on_failure_callback": on_task_failure,
         "owner": "data-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=1),

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from include.alerting import on_task_failure
 from include.assets import ONLINE_FEATURES, VALIDATED_ASSETS, AssetName
 from include.config import FEAST_ONLINE_CONN_ID, FEAST_REGISTRY_POOL
 
@@ -69,6 +70,7 @@ def _store():
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
     default_args={
+        "on_failure_callback": on_task_failure,
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=1),

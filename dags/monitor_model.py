@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from include.alerting import on_task_failure
 from include.assets import FLIGHT_PREDICTIONS, RETRAIN_REQUEST, AssetName
 
 
@@ -53,7 +54,12 @@ def _asset(spec: AssetName) -> Asset:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "ml-platform",
+        "on_failure_callback": on_task_failure,
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+    },
     tags=["mlops", "monitoring"],
     doc_md=__doc__,
     params={

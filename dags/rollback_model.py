@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from include.alerting import on_task_failure
 from include.assets import CHAMPION_MODEL, AssetName
 
 
@@ -33,7 +34,12 @@ def _asset(spec: AssetName) -> Asset:
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "ml-platform",
+        "on_failure_callback": on_task_failure,
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+    },
     tags=["mlops", "deployment", "mlflow"],
     doc_md=__doc__,
     params={

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from include.alerting import on_task_failure
 from include.assets import FLIGHT_PREDICTIONS, ONLINE_FEATURES, AssetName
 
 
@@ -37,7 +38,12 @@ def _asset(spec: AssetName) -> Asset:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args={"owner": "ml-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "ml-platform",
+        "on_failure_callback": on_task_failure,
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+    },
     tags=["mlops", "serving", "batch"],
     doc_md=__doc__,
     params={

@@ -44,6 +44,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
+from include.alerting import on_task_failure
 from include.assets import CHAMPION_MODEL, RETRAIN_REQUEST, AssetName
 from include.training import DEFAULT_GRID
 
@@ -82,7 +83,12 @@ def _run_tags(context) -> dict[str, str]:
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
-    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "owner": "ml-platform",
+        "on_failure_callback": on_task_failure,
+        "retries": 1,
+        "retry_delay": timedelta(minutes=2),
+    },
     tags=["mlops", "training", "mlflow"],
     doc_md=__doc__,
     params={

@@ -70,3 +70,38 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def on_task_failure(context: dict[str, Any]) -> None:
+    """Every DAG's on_failure_callback: end the failed task's log with the failure block (and send
+    it to the alert connections when they exist). Never raises: it runs after the task failed."""
+    try:
+        from include.failure_summary import summary_block
+
+        ti, dag_run = context.get("ti"), context.get("dag_run")
+        exc = context.get("exception")
+        params = context.get("params") or {}
+        start = getattr(dag_run, "data_interval_start", None)
+        end = getattr(dag_run, "data_interval_end", None)
+        data = [f"interval {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"] if start and end else []
+        data += [
+            f"{k} {params[k]}" for k in ("interval_start", "days", "window_end", "version") if params.get(k)
+        ]
+        block = summary_block(
+            dag_id=str(getattr(ti, "dag_id", "?")),
+            task_id=str(getattr(ti, "task_id", "?")),
+            run_id=str(getattr(ti, "run_id", "?")),
+            try_number=int(getattr(ti, "try_number", 0) or 0),
+            data="; ".join(data) or "see the run's Params and triggering asset events",
+            error_type=type(exc).__name__ if exc is not None else "unknown",
+            error_message=str(exc or ""),
+        )
+        # The UI folds what a callback logs into a collapsed section: close it first.
+        log.error("::endgroup::\n%s", block)
+        send(
+            f"[airflow-mlops] failed: {getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}",
+            block,
+            context,
+        )
+    except Exception:
+        log.exception("could not write the failure summary")

@@ -99,6 +99,14 @@ def test_house_rules(dagbag, dag_id):
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: set an owner"
         assert task.retries >= 1, f"{dag_id}.{task.task_id}: retries >= 1"
+        callbacks = (
+            task.on_failure_callback
+            if isinstance(task.on_failure_callback, list)
+            else [task.on_failure_callback]
+        )
+        assert any(getattr(c, "__name__", "") == "on_task_failure" for c in callbacks), (
+            f"{dag_id}.{task.task_id}: default_args on_failure_callback = on_task_failure (the failure block)"
+        )
 
 
 def test_start_dates_are_static():

@@ -176,7 +176,7 @@ def test_each_validation_has_a_data_docs_page_listed_in_the_index(two_days):
 
 
 def test_corrupted_day_is_quarantined_then_force_published(
-    no_retries, run_interval, ingest_dag, source_db, source_connection, tmp_path, capfd
+    no_retries, run_interval, ingest_dag, source_db, source_connection, tmp_path, capfd, caplog
 ):
 
     bad_day = day(2026, 11, 15)
@@ -196,6 +196,10 @@ def test_corrupted_day_is_quarantined_then_force_published(
     text = "".join(capfd.readouterr())
     assert "PartitionQuarantinedError" in text and "QUARANTINED" in text
     assert "unknown_carrier" in text and "20261115T0000Z_20261116T0000Z" in text and "force_publish" in text
+    # the failure block ends the failed task's log (the failure callback logs it)
+    block = caplog.text
+    assert "FAILED: ingest_flights.validate_flight_schedules" in block
+    assert "Kept safe: the partition is in quarantine" in block and "interval 2026-11-15 00:00" in block
     record = json.loads((quarantine_dir("flight_schedules", bad_day) / "reason.json").read_text())
     assert record["decision"] == "block" and "unknown_carrier" in record["failed"]
     assert not validated("flight_schedules", bad_day).exists()

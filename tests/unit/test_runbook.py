@@ -56,3 +56,25 @@ def test_every_runbook_entry_is_raised_by_the_code():
         for fragment in (f.strip(" '…") for f in message.split("…")):
             if len(fragment) >= 8:
                 assert fragment in CODE, f"runbook row `{name}: {message}`: the code never says {fragment!r}"
+
+
+def test_the_failure_block_says_what_which_data_what_is_safe_and_what_next():
+    from include.failure_summary import KEPT_SAFE, summary_block
+
+    assert set(KEPT_SAFE) <= project_errors()
+    block = summary_block(
+        dag_id="ingest_flights",
+        task_id="validate_flight_schedules",
+        run_id="scheduled__2026-11-15",
+        try_number=2,
+        data="interval 2026-11-15 00:00 - 2026-11-16 00:00 UTC",
+        error_type="PartitionQuarantinedError",
+        error_message="partition 'flight_schedules' of interval ... is QUARANTINED\nblocking checks: ...",
+    )
+    assert "FAILED: ingest_flights.validate_flight_schedules" in block and "try 2" in block
+    assert "2026-11-15 00:00" in block and "in quarantine" in block
+    assert "On call: the row for `PartitionQuarantinedError`" in block
+    other = summary_block(
+        dag_id="d", task_id="t", run_id="r", try_number=1, data="x", error_type="KeyError", error_message=""
+    )
+    assert "atomically" in other  # errors without their own entry still say what stayed safe

@@ -79,20 +79,12 @@ def monitor_model() -> None:
     def check_drift(**context) -> list[dict]:
         """Feature drift, prediction drift and volume of each scored interval (oldest first)."""
         from include.config import get_settings, monitoring_policy
-        from include.features.partitions import intervals_to_process
-        from include.lake import parse_interval_key
-        from include.monitor_steps import check_night
+        from include.monitor_steps import check_night, scored_intervals
 
         events = context.get("triggering_asset_events") or {}
-        # flight_predictions events list the interval keys score_flights wrote.
-        extras = [
-            {"interval_start": start.isoformat(), "interval_end": end.isoformat()}
-            for evs in events.values()
-            for ev in evs
-            for start, end in map(parse_interval_key, (ev.extra or {}).get("intervals", []))
-        ]
+        extras = [dict(ev.extra or {}) for evs in events.values() for ev in evs]
         params = context["params"]
-        intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
+        intervals = scored_intervals(extras, params.get("interval_start"), int(params.get("days") or 1))
         if not intervals:
             raise ValueError(
                 "nothing to monitor: no triggering flight_predictions event and no Params interval_start"

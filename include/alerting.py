@@ -10,6 +10,7 @@ the only one. Airflow is imported inside the function (this module is imported b
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
@@ -41,7 +42,7 @@ def send(subject: str, text: str, context: dict[str, Any]) -> list[str]:
                 to=[x.strip() for x in str(extra.get("to", "")).split(",") if x.strip()],
                 from_email=extra.get("from_email") or smtp.login or "airflow-mlops@localhost",
                 subject=subject,
-                html_content=f"<pre>{_escape(text)}</pre>",
+                html_content=f"<pre>{html.escape(text)}</pre>",
                 smtp_conn_id=ALERT_SMTP_CONN_ID,
             ).notify(context)
             sent.append(f"smtp:{ALERT_SMTP_CONN_ID}")
@@ -64,12 +65,6 @@ def send(subject: str, text: str, context: dict[str, Any]) -> list[str]:
         except Exception:
             log.exception("could not send the alert through connection %s", ALERT_SLACK_CONN_ID)
     return sent
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def on_task_failure(context: dict[str, Any]) -> None:

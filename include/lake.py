@@ -101,6 +101,16 @@ def conform(df: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a small text file so that readers see the old or the new content, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from include import monitoring, tracking
 from include.config import Settings
 from include.dataset import FLIGHT_OUTCOMES
-from include.lake import interval_key, parse_interval_key, partitions_between
+from include.lake import interval_key, parse_interval_key, partitions_between, write_text_atomic
 from include.monitoring import CheckResult, MonitoringPolicy
 from include.serving import prediction_log
 
@@ -144,7 +143,7 @@ def yardstick(
             return cached["max_day_distance"]
     columns = [c for c in reference.columns if c not in monitoring.REFERENCE_EXTRA]
     found = monitoring.daily_yardstick(reference, reference["day"], [*columns, "score"], CATEGORICAL, policy)
-    write_atomically(path, json.dumps({"min_day_rows": policy.min_day_rows, "max_day_distance": found}))
+    write_text_atomic(path, json.dumps({"min_day_rows": policy.min_day_rows, "max_day_distance": found}))
     return found
 
 
@@ -257,6 +256,21 @@ def served_frame(settings: Settings, batch_key: str) -> pd.DataFrame:
     features.index = rows.index
     keep = ["flight_id", "scheduled_departure", "model_version", "score"]
     return pd.concat([rows[keep], features.drop(columns=keep, errors="ignore")], axis=1)
+
+
+def scored_intervals(
+    event_extras: list[dict[str, Any]], interval_start: str | None, days: int
+) -> list[tuple[datetime, datetime]]:
+    """The scored intervals a run monitors, oldest first: the interval keys that flight_predictions
+    events list (score_flights writes them), or, by hand, `days` intervals from `interval_start`."""
+    from include.features.partitions import intervals_to_process
+
+    bounds = [
+        {"interval_start": start.isoformat(), "interval_end": end.isoformat()}
+        for extra in event_extras
+        for start, end in map(parse_interval_key, extra.get("intervals", []))
+    ]
+    return intervals_to_process(bounds, interval_start, days)
 
 
 def check_night(
@@ -624,13 +638,6 @@ def report_path(settings: Settings, version: str, day: date) -> Path:
     return settings.monitoring_dir / "reports" / f"{settings.model_name}_v{version}_{day.isoformat()}.html"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 # --- the report ------------------------------------------------------------------------------
 
 
@@ -673,7 +680,7 @@ def build_report(
         links={k: v for k, v in links.items() if v.startswith("http")},
     )
     path = report_path(settings, version, day)
-    write_atomically(path, page)
+    write_text_atomic(path, page)
     days = {date.fromisoformat(n["day"]) for n in nights if n["model_version"] == version}
     days |= {date.fromisoformat(p["day"]) for p in performance if p["model_version"] == version}
     log_to_mlflow(settings, version, days, path)

@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
-from include.lake import arrow_schema, conform, interval_key, partition_path, write_partition
+from include.lake import (
+    arrow_schema,
+    conform,
+    interval_key,
+    partition_path,
+    write_partition,
+    write_text_atomic,
+)
 
 SUITE_VERSION = "2026-11-23-1"  # bump when a check changes; no dots (GX nests them as folders)
 DOCS_SITE = "lake"
@@ -462,11 +468,7 @@ class ReleaseResult:
 
 
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".reason.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, default=str)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str))
 
 
 def release(

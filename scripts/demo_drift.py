@@ -21,7 +21,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 
 from airflow_api import AirflowAPI
-from demo_model import print_monitoring, run_and_wait, wait_run, wait_triggered, wait_up
+from demo_model import print_monitoring, run_and_wait, wait_active_training, wait_triggered, wait_up
 
 from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 
@@ -65,11 +65,7 @@ def main(argv: list[str]) -> int:
     def replayed(d: date) -> str:
         return (d + shift).isoformat()
 
-    for run in [r for r in api.dag_runs("train_model") if r["state"] in ("queued", "running")]:
-        print(
-            f"==> waiting for train_model run {run['dag_run_id']} (the weekly run fires at scheduler start)"
-        )
-        wait_run(api, "train_model", run["dag_run_id"], args.timeout)
+    wait_active_training(api, args.timeout)
     if tracking.champion(settings) is None:
         print(
             f"==> training a champion on the 21 days before {CHAMPION_WINDOW_END} "

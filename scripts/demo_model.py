@@ -68,6 +68,14 @@ def wait_run(api: AirflowAPI, dag_id: str, run_id: str, timeout: float) -> str:
         time.sleep(10)
 
 
+def wait_active_training(api: AirflowAPI, timeout: float) -> None:
+    """Let train_model runs already queued or running finish first (e.g. the weekly run the
+    scheduler starts when it comes up on a Monday), so a demo step never races them."""
+    for run in [r for r in api.dag_runs("train_model") if r["state"] in ("queued", "running")]:
+        print(f"==> waiting for train_model run {run['dag_run_id']}")
+        wait_run(api, "train_model", run["dag_run_id"], timeout)
+
+
 def runs_since(api: AirflowAPI, dag_id: str, since: datetime) -> list[dict]:
     """Runs of `dag_id` created at or after `since` (asset-triggered ones included)."""
     runs = api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=50&order_by=-run_after")["dag_runs"]
@@ -120,10 +128,7 @@ def main(argv: list[str]) -> int:
     api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
     today = datetime.now(UTC).date()
 
-    active = [r for r in api.dag_runs("train_model") if r["state"] in ("queued", "running")]
-    for run in active:  # e.g. the weekly run the scheduler starts when it comes up on a Monday
-        print(f"==> waiting for train_model run {run['dag_run_id']}")
-        wait_run(api, "train_model", run["dag_run_id"], args.timeout)
+    wait_active_training(api, args.timeout)
     champion = tracking.champion(settings)
     if champion is None:
         if args.days < MIN_DAYS:

@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ import yaml
 from include.config import PROJECT_DIR, Settings
 from include.features.engineering import EVENT_TIMESTAMP, FEATURE_TABLES
 from include.features.partitions import feature_source_dir
-from include.lake import interval_key, partitions_between
+from include.lake import interval_key, partitions_between, write_text_atomic
 
 FEATURE_REPO_DIR = PROJECT_DIR / "include" / "feature_repo"
 FEATURE_SERVICE = "flight_delay_v1"
@@ -137,10 +136,7 @@ def apply_if_changed(store: Any, settings: Settings, log: logging.Logger) -> dic
         return {"applied": False, "definitions_sha256": wanted}
     objects = definitions(settings.lake_root)
     store.apply(objects)
-    fd, tmp = tempfile.mkstemp(dir=marker.parent, prefix=".applied.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(wanted + "\n")
-    os.replace(tmp, marker)
+    write_text_atomic(marker, wanted + "\n")
     log.info("Feast apply: %d objects registered (definitions %s…)", len(objects), wanted[:12])
     return {"applied": True, "definitions_sha256": wanted, "objects": len(objects)}
 

@@ -212,3 +212,14 @@ def test_an_ordinary_day_of_clustered_data_is_not_drift_but_another_season_is():
     winter = clustered_days(1, 900, seed=7, centre=0.0)
     check, features = m.feature_drift(ref[["temp_f"]], winter[["temp_f"]], (), POLICY, ruler)
     assert check.breached is True and features[0].value > features[0].threshold > ruler["temp_f"]
+
+
+def test_scored_intervals_from_events_or_params():
+    from include.monitor_steps import scored_intervals
+
+    extras = [{"intervals": ["20131209T0000Z_20131210T0000Z", "20131208T0000Z_20131209T0000Z"]}, {}]
+    got = scored_intervals(extras, None, 1)
+    assert [s.day for s, _ in got] == [8, 9]  # oldest first, an event without intervals ignored
+    by_hand = scored_intervals([], "2013-12-01", 2)
+    assert [(s.day, e.day) for s, e in by_hand] == [(1, 2), (2, 3)]
+    assert scored_intervals([], None, 1) == []

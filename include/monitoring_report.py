@@ -28,7 +28,7 @@ def _png(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -46,7 +46,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
             style = ""
             if c == "status":
                 style = f' style="color:{STATUS_COLOURS.get(str(value), "#000")};font-weight:bold"'
-            cells.append(f"<td{style}>{_fmt(value)}</td>")
+            cells.append(f"<td{style}>{fmt(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 

@@ -1,0 +1,144 @@
+"""Model health: an on-call page reached from the Airflow UI's nav bar ("Model health").
+
+It shows what serves and whether it is healthy: the champion (version, since when, its gate
+decision and model card), recent candidates, the last nights' checks with trends, retraining
+requests, quarantined intervals, online-store freshness and the online service's health, with
+links to the model cards, drift reports, Data Docs pages and MLflow. The data comes from
+include/model_health.py (what the pipeline recorded); the HTML from include/model_health_page.py.
+
+Security: Airflow does not protect plugin routes by itself. Every route here asks Airflow's
+auth manager for the user (the UI's session cookie or a Bearer token), so an anonymous request
+is refused (the page redirects to the login, everything else answers 401). Routes are GET only,
+never show connections or credentials, and serve files only from the reports and Data Docs
+folders.
+
+This module is imported by every task process (Airflow loads plugins for macros), so it imports
+nothing heavy at the top: Airflow's API security and the project's modules load on first request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+URL_PREFIX = "/model-health"
+# The page is framed by the Airflow UI (same origin) and loads nothing from elsewhere.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'self'",
+}
+FILE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def airflow_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Any:
+    """The Airflow user of this request, from a Bearer token or the UI's session cookie.
+
+    401 without credentials, 403 for an invalid token, 401 for an expired one."""
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return await get_user(request, None, credentials)
+
+
+User = Annotated[Any, Depends(airflow_user)]
+
+app = FastAPI(title="Model health", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _settings() -> Any:
+    from include.config import get_settings
+
+    return get_settings()
+
+
+def _page_html() -> str:
+    from include import model_health, model_health_page
+
+    return model_health_page.render(model_health.snapshot(_settings()))
+
+
+@app.get("/", response_class=HTMLResponse)
+async def page(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Any:
+    """The page. Without a session, the browser is sent to Airflow's login (and back here)."""
+    try:
+        await airflow_user(request, credentials)
+    except HTTPException as exc:
+        if exc.status_code != 401 or credentials is not None:
+            raise
+        return RedirectResponse(f"/auth/login?next={URL_PREFIX}/", status_code=303)
+    return HTMLResponse(await run_in_threadpool(_page_html), headers=PAGE_HEADERS)
+
+
+@app.get("/api/health")
+def health(user: User) -> JSONResponse:
+    """The page's data as JSON (for scripts and checks)."""
+    from include import model_health
+
+    return JSONResponse(model_health.snapshot(_settings()), headers={"Cache-Control": "no-store"})
+
+
+@app.get("/model-card/{version}", response_class=HTMLResponse)
+def model_card(version: int, user: User) -> HTMLResponse:
+    """A registered version's model card, as stored on its MLflow run."""
+    from include import model_card as cards
+
+    text = cards.load_html(_settings(), str(version))
+    if text is None:
+        raise HTTPException(
+            404,
+            f"no model card for version {version}: regenerate it with `python -m include.model_card "
+            f"publish {version}`",
+        )
+    return HTMLResponse(text, headers=PAGE_HEADERS)
+
+
+@app.get("/reports/{name}")
+def report(name: str, user: User) -> FileResponse:
+    """A nightly drift report (HTML) from the monitoring reports folder."""
+    from include import model_health
+
+    path = model_health.report_file(_settings(), name)
+    if path is None:
+        raise HTTPException(404, f"no drift report named {name!r}")
+    return FileResponse(path, media_type="text/html", headers=FILE_HEADERS)
+
+
+@app.get("/data-docs/{relative:path}")
+def data_docs(relative: str, user: User) -> FileResponse:
+    """A page (or asset) of the Great Expectations Data Docs site."""
+    from include import model_health
+
+    path = model_health.data_docs_file(_settings(), relative)
+    if path is None:
+        raise HTTPException(404, f"no Data Docs file {relative!r}")
+    return FileResponse(path, headers=FILE_HEADERS)
+
+
+class ModelHealthPlugin(AirflowPlugin):
+    name = "model_health"
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": app, "url_prefix": URL_PREFIX, "name": "Model health"}
+    ]
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        {
+            "name": "Model health",
+            # The trailing slash matters: without it the UI's catch-all answers. No `url_route`:
+            # the UI would frame the page in a sandbox that blocks every link opening a new tab
+            # (model cards, MLflow, which refuses to be framed anyway); its own tab has none.
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "nav_top_level": True,
+        }
+    ]

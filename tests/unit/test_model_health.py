@@ -1,0 +1,254 @@
+"""The on-call page's data and HTML: what it reads from the records, and that it stays safe.
+
+The page in a real browser against a running Airflow (auth, champion from MLflow, model card)
+is tested in tests/e2e/test_scheduler_run.py."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from include import model_health, model_health_page
+from include.config import get_settings
+from include.monitor_steps import record, record_request
+from include.monitoring import CheckResult
+from tests.e2e.conftest import free_port
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    return get_settings()
+
+
+def test_credentials_never_reach_the_page():
+    assert (
+        model_health.public_url("https://bob:s3cret@mlflow.example.com/x") == "https://mlflow.example.com/x"
+    )
+    assert model_health.public_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert model_health.public_url("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"
+
+
+def test_sparkline_draws_values_gaps_and_threshold():
+    svg = model_health_page.sparkline([0.1, 0.2, None, 0.4, 0.3], threshold=0.35)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+    assert "stroke-dasharray" in svg  # the threshold
+    assert "no values" in model_health_page.sparkline([None, None])
+    one = model_health_page.sparkline([0.5])
+    assert "<circle" in one
+
+
+def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
+    for n, (share, breached) in enumerate([(0.05, False), (0.31, True), (0.35, True)]):
+        day = date(2013, 12, 8 + n)
+        record(
+            settings,
+            "3",
+            day,
+            [
+                CheckResult(
+                    "feature_drift", breached, share, 0.2, f"{int(share * 26)} of 26 features drifted"
+                ),
+                CheckResult("freshness", False, 2.0 + n, 36.0, "materialized until ..."),
+            ],
+            "run-1",
+        )
+    record(settings, "2", date(2013, 12, 1), [CheckResult("feature_drift", False, 0.0, 0.2, "old")], None)
+    record_request(settings, "3", date(2013, 12, 10), ["feature_drift breached 2 nights"], None, "run-1")
+    report = settings.monitoring_dir / "reports" / f"{settings.model_name}_v3_2013-12-10.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html>report</html>")
+
+    mon = model_health.monitoring(settings, "3", nights=14)
+    assert mon["days"] == ["2013-12-10", "2013-12-09", "2013-12-08"]
+    drift = mon["checks"]["feature_drift"]
+    assert [d["status"] for d in drift] == ["ok", "BREACHED", "BREACHED"]
+    assert drift[-1]["threshold"] == 0.2
+    assert mon["freshness"]["lag_hours"] == 4.0 and mon["freshness"]["day"] == "2013-12-10"
+    assert mon["requests"][0]["reasons"] == ["feature_drift breached 2 nights"]
+    assert mon["requests"][0]["status"] == "pending"
+    assert mon["reports"] == {"2013-12-10": f"reports/{report.name}"}
+    assert model_health.report_file(settings, report.name) == report
+
+    # Only the window asked for, and never another version's rows.
+    assert model_health.monitoring(settings, "3", nights=1)["days"] == ["2013-12-10"]
+    assert model_health.monitoring(settings, "2", nights=14)["days"] == ["2013-12-01"]
+
+
+def test_no_monitoring_yet_is_said_not_raised(settings):
+    mon = model_health.monitoring(settings, None)
+    assert mon["checks"] == {} and "no monitoring run yet" in mon["note"]
+
+
+def _quarantine(settings, table: str, interval: str, decision: str, published: bool) -> None:
+    lake = Path(settings.lake_root)
+    qdir = lake / "quarantine" / table / f"interval={interval}"
+    qdir.mkdir(parents=True)
+    page = settings.data_docs_dir / "validations" / table / "page.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text("<html>docs</html>")
+    record_ = {"decision": decision, "rows": 10, "quarantined_rows": 10 if decision == "block" else 2}
+    record_ |= {"failed": ["schema"], "data_docs_page": f"file://{page}"}
+    (qdir / "reason.json").write_text(json.dumps(record_))
+    if published:
+        part = lake / "validated" / table / f"interval={interval}" / "part-0.parquet"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(b"")
+
+
+def test_quarantine_lists_what_waits_for_action(settings):
+    _quarantine(settings, "flight_schedules", "20261120T0000Z_20261121T0000Z", "block", published=False)
+    _quarantine(settings, "weather_observations", "20261121T0000Z_20261122T0000Z", "split", published=True)
+    _quarantine(
+        settings, "flight_outcomes", "20261119T0000Z_20261120T0000Z", "block", published=True
+    )  # forced
+
+    q = model_health.quarantine(settings)
+    assert q["total"] == 3
+    assert [(e["table"], e["interval"][:8]) for e in q["waiting"]] == [("flight_schedules", "20261120")]
+    assert q["recent"][0]["table"] == "weather_observations"  # newest interval first
+    link = q["waiting"][0]["data_docs"]
+    assert link == "data-docs/validations/flight_schedules/page.html"
+    assert (
+        model_health.data_docs_file(settings, link.removeprefix("data-docs/")).read_text()
+        == "<html>docs</html>"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["../monitoring.db", "..%2Fx.html", "/etc/passwd", "x.html/../../y.html", ".html"]
+)
+def test_files_are_served_only_from_their_folders(settings, name):
+    (settings.data_dir / "secret.html").write_text("no")
+    assert model_health.report_file(settings, name) is None
+    assert model_health.data_docs_file(settings, "../secret.html") is None
+    assert model_health.data_docs_file(settings, "/etc/passwd") is None
+    assert model_health.data_docs_link(settings, "/etc/passwd") is None
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self):  # the stdlib's handler name
+        body = json.dumps({"status": "ok", "model_name": "flight_delay", "version": "3"}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_serving_health_says_whether_the_champion_serves(settings, monkeypatch):
+    down = model_health.serving(settings, "3")
+    assert down["reachable"] is False and "refused" in down["error"].lower()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        up = model_health.serving(get_settings(), "3")
+        assert up["reachable"] and up["version"] == "3" and up["matches_champion"]
+        assert model_health.serving(get_settings(), "4")["matches_champion"] is False
+    finally:
+        server.shutdown()
+
+
+def test_snapshot_without_any_model_renders_and_says_so(settings):
+    snap = model_health.snapshot(settings)
+    assert snap["champion"] is None and snap["candidates"] == []
+    assert snap["errors"] == []
+    page = model_health_page.render(snap)
+    assert 'id="champion-version">none<' in page
+    assert "unreachable" in page  # the service is down in this test
+
+
+def _snap(**over):
+    snap = {
+        "model_name": "flight_delay",
+        "generated_at": "2026-11-30T05:00:00+00:00",
+        "elapsed_ms": 12.0,
+        "champion": {
+            "version": "3",
+            "champion_since": "2026-11-29T03:10:00+00:00",
+            "gate_decision": "deploy",
+            "gate_reasons": "all checks passed",
+            "deployed_by": "scheduler",
+            "approved_by": "<script>alert(1)</script>",
+            "model_card": "model-card/3",
+            "run_url": "http://127.0.0.1:5000/#/experiments/1/runs/abc",
+        },
+        "candidates": [
+            {
+                "version": "4",
+                "created": "2026-11-30",
+                "candidate": "hgb",
+                "gate_decision": "reject",
+                "gate_reasons": "ROC AUC below champion",
+                "aliases": ["challenger"],
+                "model_card": "model-card/4",
+            },
+        ],
+        "monitoring": {
+            "version": "3",
+            "days": ["2013-12-09", "2013-12-08"],
+            "checks": {
+                "feature_drift": [
+                    {
+                        "day": "2013-12-08",
+                        "status": "ok",
+                        "value": 0.1,
+                        "threshold": 0.2,
+                        "detail": "2 of 26",
+                    },
+                    {
+                        "day": "2013-12-09",
+                        "status": "BREACHED",
+                        "value": 0.3,
+                        "threshold": 0.2,
+                        "detail": "8 of 26",
+                    },
+                ]
+            },
+            "reports": {"2013-12-09": "reports/flight_delay_v3_2013-12-09.html"},
+            "freshness": {
+                "status": "ok",
+                "lag_hours": 3.0,
+                "max_hours": 36.0,
+                "detail": "d",
+                "day": "2013-12-09",
+            },
+            "requests": [],
+        },
+        "quarantine": {"waiting": [], "recent": [], "total": 0, "data_docs_index": None},
+        "serving": {"reachable": True, "status": "ok", "version": "3", "matches_champion": True, "url": "u"},
+        "errors": ["MLflow monitoring run: ConnectionError: refused"],
+    }
+    snap.update(over)
+    return snap
+
+
+def test_page_shows_the_champion_its_card_trends_and_escapes_everything():
+    page = model_health_page.render(_snap())
+    assert 'id="champion-version">3<' in page
+    assert 'href="model-card/3"' in page and 'href="model-card/4"' in page
+    assert 'href="reports/flight_delay_v3_2013-12-09.html"' in page
+    assert "<svg" in page and "BREACHED" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page  # a recorded value cannot inject
+    assert "Could not read" in page and "ConnectionError" in page  # a source down is said, not hidden
+    assert "serves the champion" in page
+
+
+def test_page_flags_a_service_that_serves_another_version():
+    page = model_health_page.render(
+        _snap(
+            serving={"reachable": True, "status": "ok", "version": "2", "matches_champion": False, "url": "u"}
+        )
+    )
+    assert "does NOT serve the champion" in page

@@ -330,7 +330,7 @@ def serving(settings: Settings, champion_version: str | None) -> dict[str, Any]:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return {"reachable": False, "url": public_url(settings.serving_url), "error": str(reason)[:200]}
-    served = body.get("version")
+    served = body.get("model_version")
     served = None if served is None else str(served)
     return {
         "reachable": True,

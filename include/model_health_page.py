@@ -145,7 +145,8 @@ def _serving_card(serving: dict[str, Any], champion: dict[str, Any] | None) -> s
     return f"""<div class="card"><h3>Online service</h3>{_status_badge("ok" if ok else "BREACHED")}
  <span id="serving-version">v{_e(serving.get("version") or "–")}</span> · {_e(note)}
 <div class="muted">{_e(serving.get("url"))} · /health {_e(serving.get("status"))}
- in {_e(serving.get("latency_ms"))} ms</div></div>"""
+ in {_e(serving.get("latency_ms"))} ms · {_e(serving.get("predictions_logged"))} online predictions logged,
+ {_e(serving.get("prediction_log_errors"))} log errors {_e(serving.get("error") or "")}</div></div>"""
 
 
 def _freshness_card(freshness: dict[str, Any] | None) -> str:

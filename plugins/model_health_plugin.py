@@ -1,4 +1,4 @@
-"""Model health: an on-call page reached from the Airflow UI's nav bar ("Model health").
+"""Model health: an on-call page, opened from the Airflow UI (Browse > Model health).
 
 It shows what serves and whether it is healthy: the champion (version, since when, its gate
 decision and model card), recent candidates, the last nights' checks with trends, retraining
@@ -137,8 +137,10 @@ class ModelHealthPlugin(AirflowPlugin):
             # The trailing slash matters: without it the UI's catch-all answers. No `url_route`:
             # the UI would frame the page in a sandbox that blocks every link opening a new tab
             # (model cards, MLflow, which refuses to be framed anyway); its own tab has none.
+            # In a menu rather than on the nav bar: Airflow 3.3 renders a top-level entry
+            # without `url_route` as a button that does not open its link.
             "href": f"{URL_PREFIX}/",
             "destination": "nav",
-            "nav_top_level": True,
+            "category": "browse",
         }
     ]

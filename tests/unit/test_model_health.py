@@ -135,7 +135,7 @@ def test_files_are_served_only_from_their_folders(settings, name):
 
 class _Health(BaseHTTPRequestHandler):
     def do_GET(self):  # the stdlib's handler name
-        body = json.dumps({"status": "ok", "model_name": "flight_delay", "version": "3"}).encode()
+        body = json.dumps({"status": "ok", "model_name": "flight_delay", "model_version": "3"}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.end_headers()

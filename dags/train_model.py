@@ -258,7 +258,7 @@ def train_model() -> None:
         import pandas as pd
 
         from include.config import get_settings
-        from include.deploy import deploy
+        from include.deploy import approver, deploy
 
         prepared = context["ti"].xcom_pull(task_ids="prepare_training_data")
         decision = context["ti"].xcom_pull(task_ids="evaluate_gate")
@@ -266,6 +266,10 @@ def train_model() -> None:
         holdout = pd.read_parquet(f"{prepared['folder']}/holdout.parquet").sort_values("flight_id")
         record = {
             "deployed_by": str(getattr(context["dag_run"], "triggering_user_name", None) or "scheduler"),
+            "approved_by": approver(
+                bool(context["params"]["require_approval"]),
+                context["ti"].xcom_pull(task_ids="approve_deployment"),
+            ),
             "dag_run": context["run_id"],
             "reason": str(context["params"].get("reason") or "gate passed"),
         }

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from include import tracking
+from include import model_card, tracking
 from include.config import CHAMPION, Settings
 
 log = logging.getLogger("airflow.task")
@@ -113,10 +113,29 @@ def _restore(settings: Settings, previous: tracking.AliasedVersion | None, faile
     return state
 
 
+def approver(require_approval: bool, approval: dict[str, Any] | None) -> str:
+    """Who approved a deployment, for the champion's tags and its model card.
+
+    `approval` is what approve_deployment returned (its responder), None when it did not run or
+    was marked success by hand."""
+    if not require_approval:
+        return "not required (require_approval off)"
+    user = (approval or {}).get("responded_by_user") or {}
+    name = user.get("name") or user.get("id") if isinstance(user, dict) else user
+    return str(name) if name else "approved (responder not recorded)"
+
+
 def move_champion(
-    settings: Settings, version: str, probe: dict[str, Any], record: dict[str, str]
+    settings: Settings,
+    version: str,
+    probe: dict[str, Any],
+    record: dict[str, str],
+    event: str = "deployed",
 ) -> dict[str, Any]:
-    """Point `champion` at `version`, make serving load it and verify; restore on any failure."""
+    """Point `champion` at `version`, make serving load it and verify; restore on any failure.
+
+    Once verified, the model cards of the new champion (`event`: deployed or rollback) and of the
+    one it replaced are rebuilt; a card that fails to build is logged, never undoes the move."""
     previous = tracking.champion(settings)
     previous_version = previous.version if previous else "none"
     tracking.set_alias(settings, CHAMPION, version, previous=previous_version, **record)
@@ -137,6 +156,9 @@ def move_champion(
         reloaded.get("version"),
         answer["score"],
     )
+    model_card.publish_or_warn(settings, version, event)
+    if previous is not None and previous.version != version:
+        model_card.publish_or_warn(settings, previous.version, "replaced")
     return {"version": version, "previous": previous_version, "probe": answer}
 
 
@@ -226,7 +248,7 @@ def rollback(settings: Settings, version: str, record: dict[str, str]) -> dict[s
         serving_check(settings, version, probe)
         log.warning("version %s already is the champion; the online service serves it", version)
         return {"version": version, "previous": version, "probe": None}
-    result = move_champion(settings, version, probe, record)
+    result = move_champion(settings, version, probe, record, event="rollback")
     log.warning(
         "ROLLBACK: champion %s -> %s by %s: %s",
         result["previous"],

@@ -23,27 +23,20 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from include.config import CHALLENGER, CHAMPION, Settings
+from include.model_card import redact_url
 
 CHECK_ORDER = ("feature_drift", "prediction_drift", "performance", "slice_performance", "volume", "freshness")
 REPORT_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.html$")
 SERVING_TIMEOUT_S = 0.5
 
 
-def public_url(url: str) -> str:
-    """`url` without user:password@ (a tracking URI may carry credentials; the page never shows them)."""
-    parts = urlsplit(url)
-    if not parts.netloc or "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
 def mlflow_ui_base(settings: Settings) -> str | None:
     """The MLflow UI's address when MLflow is a server (a local database has no UI to link to)."""
     uri = settings.mlflow_tracking_uri
-    return public_url(uri).rstrip("/") if uri.startswith(("http://", "https://")) else None
+    return redact_url(uri).rstrip("/") if uri.startswith(("http://", "https://")) else None
 
 
 def _section(errors: list[str], name: str, read: Callable[[], Any], default: Any) -> Any:
@@ -329,12 +322,12 @@ def serving(settings: Settings, champion_version: str | None) -> dict[str, Any]:
             body = json.loads(resp.read().decode() or "{}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return {"reachable": False, "url": public_url(settings.serving_url), "error": str(reason)[:200]}
+        return {"reachable": False, "url": redact_url(settings.serving_url), "error": str(reason)[:200]}
     served = body.get("model_version")
     served = None if served is None else str(served)
     return {
         "reachable": True,
-        "url": public_url(settings.serving_url),
+        "url": redact_url(settings.serving_url),
         "status": body.get("status"),
         "version": served,
         "matches_champion": served is not None and served == champion_version,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from include import gate, monitor_steps, monitoring, tracking, training
+from include import gate, model_card, monitor_steps, monitoring, tracking, training
 from include.config import CHALLENGER, Settings
 from include.features.store import FEATURE_SERVICE
 from include.features.training_set import LABEL, build_training_set
@@ -304,6 +304,7 @@ def register_best(settings: Settings, candidates: list[dict[str, Any]], parent_r
         settings.model_name,
         mv.version,
     )
+    model_card.publish_or_warn(settings, str(mv.version), "registered")
     return {**best, "version": str(mv.version)}
 
 
@@ -394,4 +395,5 @@ def _evaluate_gate(
         len(holdout),
         decision.as_table(),
     )
+    model_card.publish_or_warn(settings, version, "gate")
     return report

@@ -33,3 +33,14 @@ os.environ.pop("AIRFLOW_CONN_FLIGHTS_SOURCE", None)
 def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("KEEP_TEST_STATE") != "1":
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name the screenshots the UI tests saved, so a reader of the test output can open them."""
+    from tests.e2e.browser import SCREENSHOTS
+
+    saved = [p for p in SCREENSHOTS if p.exists()]
+    if saved:
+        terminalreporter.section("screenshots")
+        for path in saved:
+            terminalreporter.write_line(str(path))

@@ -1,6 +1,8 @@
 """`make run`'s path under the real scheduler: scripts/run.sh starts Airflow standalone,
-queues a bounded backfill, the scheduler ingests it; a cleared task reruns to a
-byte-identical partition; run.sh a second time is safe; scripts/stop.sh leaves nothing.
+queues a bounded backfill, the scheduler ingests it, train_model deploys a first champion;
+a cleared task reruns to a byte-identical partition; the on-call page ("Model health") shows
+the champion MLflow reports, in a real browser, and refuses anonymous requests; run.sh a second
+time is safe; scripts/stop.sh leaves nothing.
 
 Runs in its own AIRFLOW_HOME, data folder and ports, with the wall clock (no fixed clock:
 the real scheduler works on real intervals), so it does not disturb a `make run` in progress.
@@ -8,8 +10,11 @@ the real scheduler works on real intervals), so it does not disturb a `make run`
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -21,12 +26,13 @@ import pytest
 from include.config import PROJECT_DIR
 from include.dataset import SOURCE_TABLES
 from include.lake import file_sha256, partition_path, read_partition
+from tests.e2e.browser import chromium_path, screenshot_path
 from tests.e2e.conftest import source_count
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 from airflow_api import AirflowAPI
 
-DAYS = 2
+DAYS = 7  # the fewest days make run trains a first champion on (scripts/demo_model.py)
 
 
 def free_port() -> int:
@@ -134,6 +140,125 @@ def test_cleared_task_reruns_to_a_byte_identical_partition(standalone):
         time.sleep(2)
     assert path.stat().st_mtime_ns != before_mtime, "the partition was rewritten"
     assert file_sha256(path) == before_hash
+
+
+def _get(env: dict, path: str, token: str | None = None, method: str = "GET") -> tuple[int, dict, str]:
+    """One request, redirects not followed: (status, headers, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_API_PORT"]), timeout=60)
+    try:
+        conn.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def _mlflow_champion(env: dict) -> str:
+    """The champion's version as MLflow's own REST API reports it."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
+    try:
+        conn.request("GET", "/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias=champion")
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 200, body
+    return str(body["model_version"]["version"])
+
+
+def test_model_health_refuses_anonymous_and_is_read_only(standalone):
+    env, run, _ = standalone
+    assert run.returncode == 0
+    for path in (
+        "/model-health/api/health",
+        "/model-health/model-card/1",
+        "/model-health/reports/flight_delay_v1_2026-11-01.html",
+        "/model-health/data-docs/index.html",
+    ):
+        status, _, body = _get(env, path)
+        assert status == 401, f"anonymous {path}: {status} {body[:200]}"
+        assert "champion" not in body
+    # The page sends a browser without a session to Airflow's login, showing nothing.
+    status, headers, body = _get(env, "/model-health/")
+    assert status == 303 and headers["location"].startswith("/auth/login"), (status, headers)
+    assert "champion" not in body
+    status, _, _ = _get(env, "/model-health/api/health", token="not-a-token")
+    assert status == 403
+    api = AirflowAPI(f"http://127.0.0.1:{env['MLOPS_API_PORT']}", "admin", "admin")
+    status, _, _ = _get(env, "/model-health/api/health", token=api.token(), method="POST")
+    assert status == 405, "the page's API is read-only"
+    status, _, _ = _get(env, "/model-health/data-docs/..%2F..%2Fairflow.cfg", token=api.token())
+    assert status == 404
+
+
+def test_model_health_api_reports_what_mlflow_and_serving_say(standalone):
+    env, run, _ = standalone
+    assert run.returncode == 0
+    token = AirflowAPI(f"http://127.0.0.1:{env['MLOPS_API_PORT']}", "admin", "admin").token()
+    status, _, body = _get(env, "/model-health/api/health", token=token)
+    assert status == 200, body[:500]
+    snap = json.loads(body)
+    champion = _mlflow_champion(env)
+    assert snap["champion"]["version"] == champion
+    assert snap["champion"]["gate_decision"] == "deploy"
+    assert snap["champion"]["model_card"] == f"model-card/{champion}"
+    assert snap["serving"]["reachable"] and snap["serving"]["version"] == champion
+    assert snap["monitoring"]["checks"], "make run's monitor_model night is on the page"
+    assert snap["errors"] == []
+    assert "password" not in body.lower()
+
+    status, _, card = _get(env, f"/model-health/model-card/{champion}", token=token)
+    assert status == 200 and f'id="model-version">{champion}<' in card
+
+    # Page load time (printed, not asserted: figures belong to benchmarks/bench_model_health.py).
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        status, _, _ = _get(env, "/model-health/", token=token)
+        times.append((time.perf_counter() - started) * 1000)
+        assert status == 200
+    print(f"model health page: median {statistics.median(times):.0f} ms over 20 loads")
+
+
+def test_model_health_page_in_a_real_browser(standalone):
+    env, run, _ = standalone
+    assert run.returncode == 0
+    from playwright.sync_api import expect, sync_playwright
+
+    base = f"http://127.0.0.1:{env['MLOPS_API_PORT']}"
+    champion = _mlflow_champion(env)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--disable-dev-shm-usage"])
+        try:
+            context = browser.new_context(viewport={"width": 1500, "height": 1000})
+            page = context.new_page()
+            # Anonymous: the page is not shown; the browser lands on Airflow's login.
+            page.goto(f"{base}/model-health/")
+            expect(page.locator("input[name=password]")).to_be_visible(timeout=30_000)
+            assert "/auth/login" in page.url
+            page.goto(f"{base}/auth/login?next=/")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", "admin")
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/", timeout=60_000)
+            # The plugin's entry in the UI's Browse menu opens the page (in its own tab).
+            page.get_by_role("button", name="Browse").click()
+            with context.expect_page() as opened:
+                page.get_by_role("menuitem", name="Model health").click()
+            page = opened.value
+            page.wait_for_url("**/model-health/", timeout=30_000)
+            expect(page.locator("#champion-version")).to_have_text(champion, timeout=60_000)
+            expect(page.locator("#serving-version")).to_have_text(f"v{champion}")
+            expect(page.get_by_text("Last nights (the champion)")).to_be_visible()
+            page.screenshot(path=screenshot_path("model_health_page"), full_page=True)
+
+            with context.expect_page() as opened:
+                page.get_by_role("link", name="model card").first.click()
+            card = opened.value
+            expect(card.locator("#model-version")).to_have_text(champion, timeout=30_000)
+            card.screenshot(path=screenshot_path("model_card"), full_page=True)
+        finally:
+            browser.close()
 
 
 def test_second_run_is_safe_and_stop_leaves_no_process(standalone):

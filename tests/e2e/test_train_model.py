@@ -112,6 +112,16 @@ def test_first_training_deploys_and_serving_follows(world, dags):
     info = __import__("mlflow").models.get_model_info(f"models:/{get_settings().model_name}/{version}")
     assert info.signature is not None and info.saved_input_example_info is not None
 
+    # The champion's model card was rebuilt at deployment, from the registry and the lineage.
+    from include import model_card
+
+    page = model_card.load_html(get_settings(), version)
+    assert page is not None and f'id="model-version">{version}<' in page
+    assert 'class="state champion"' in page
+    assert "<th>decision</th><td>deploy</td>" in page and "decision: DEPLOY" in page
+    assert "2013-06-07T00:00:00+00:00 → 2013-06-28T00:00:00+00:00 (21 days)" in page
+    assert version_tags(version)["model_card.event"] == "deployed"
+
 
 def test_predict_answers_for_a_scheduled_flight_and_refuses_bad_input(world, dags):
     import pandas as pd
@@ -200,6 +210,10 @@ def test_shuffled_labels_are_rejected_and_champion_unchanged(world, dags):
     tags = version_tags(rejected)
     assert rejected != before and tags["gate.decision"] == "reject"
     assert "absolute_floor" in tags["gate.reasons"] or "beats_baseline" in tags["gate.reasons"]
+    assert tags["model_card.event"] == "gate"
+    from include import model_card
+
+    assert "<th>decision</th><td>reject</td>" in model_card.load_html(get_settings(), rejected)
 
 
 def test_a_window_without_data_skips_training(world, dags):
@@ -253,6 +267,8 @@ def test_approved_training_deploys_then_rollback_moves_back(world, dags):
     assert s["approve_deployment"] == "success" and s["deploy_champion"] == "success", s
     second = champion_version()
     assert second != first and version_tags(second)["champion.previous"] == first
+    # Marked success by hand here, so no responder was recorded; the tag says so rather than "none".
+    assert version_tags(second)["champion.approved_by"] == "approved (responder not recorded)"
 
     run = dags["rollback_model"].test(run_conf={"version": first, "reason": "e2e rollback"})
     assert states(run)["rollback_champion"] == "success"
@@ -260,3 +276,8 @@ def test_approved_training_deploys_then_rollback_moves_back(world, dags):
     assert httpx.get(f"{world['url']}/version").json()["version"] == first
     assert version_tags(first)["champion.reason"] == "e2e rollback"
     assert version_tags(first)["champion.previous"] == second
+    assert version_tags(first)["model_card.event"] == "rollback"
+    assert version_tags(second)["model_card.event"] == "replaced"
+    from include import model_card
+
+    assert 'class="state retired"' in model_card.load_html(get_settings(), second)

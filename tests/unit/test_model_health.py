@@ -28,12 +28,13 @@ def settings(tmp_path, monkeypatch):
     return get_settings()
 
 
-def test_credentials_never_reach_the_page():
-    assert (
-        model_health.public_url("https://bob:s3cret@mlflow.example.com/x") == "https://mlflow.example.com/x"
-    )
-    assert model_health.public_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
-    assert model_health.public_url("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"
+def test_credentials_never_reach_the_page(monkeypatch, settings):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://bob:s3cret@mlflow.example.com/x")
+    assert model_health.mlflow_ui_base(get_settings()) == "https://mlflow.example.com/x"
+    monkeypatch.setenv("MLOPS_SERVING_URL", "http://svc:tok3n@127.0.0.1:1")
+    assert "tok3n" not in json.dumps(model_health.serving(get_settings(), None))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/m.db")
+    assert model_health.mlflow_ui_base(get_settings()) is None
 
 
 def test_sparkline_draws_values_gaps_and_threshold():

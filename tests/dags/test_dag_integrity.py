@@ -136,3 +136,21 @@ def test_no_heavy_imports_at_module_level(dag_file):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded == [], f"{dag_file.name} imports {loaded} at module level: import them inside tasks"
+
+
+PLUGIN_FILES = sorted((PROJECT_DIR / "plugins").glob("*.py"))
+
+
+@pytest.mark.parametrize("plugin_file", PLUGIN_FILES, ids=lambda p: p.name)
+def test_plugins_import_nothing_heavy(plugin_file):
+    """Every task process imports the plugins folder: a plugin loads its libraries (and Airflow's
+    API security, ~1.5 s and 30 MB) on first request, not at import."""
+    lazy = (*HEAVY_MODULES, "airflow.api_fastapi.core_api.security", "include.model_health")
+    script = (
+        "import json, runpy, sys\n"
+        f"runpy.run_path({str(plugin_file)!r})\n"
+        f"print(json.dumps([m for m in {lazy!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded == [], f"{plugin_file.name} imports {loaded} at module level: import them in its routes"

@@ -332,9 +332,9 @@ def serving(settings: Settings, champion_version: str | None) -> dict[str, Any]:
         "version": served,
         "matches_champion": served is not None and served == champion_version,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-        "detail": {
-            k: v for k, v in body.items() if k in ("status", "model_name", "version", "loaded_at", "error")
-        },
+        "error": body.get("error"),
+        "predictions_logged": body.get("predictions_logged"),
+        "prediction_log_errors": body.get("prediction_log_errors"),
     }
 
 

@@ -82,6 +82,7 @@ def sparkline(
         lo, hi = min(lo, threshold), max(hi, threshold)
     span = (hi - lo) or 1.0
     step = width / max(len(values) - 1, 1)
+    offset = width / 2 if len(values) == 1 else 0.0  # a single night sits in the middle
 
     def y(v: float) -> float:
         return round(height - 3 - (v - lo) / span * (height - 6), 1)
@@ -93,13 +94,13 @@ def sparkline(
                 segments.append(current)
             current = []
             continue
-        current.append(f"{round(i * step, 1)},{y(v)}")
+        current.append(f"{round(offset + i * step, 1)},{y(v)}")
     if current:
         segments.append(current)
     lines = "".join(
         f'<polyline fill="none" stroke="#1f618d" stroke-width="1.5" points="{" ".join(s)}"/>'
         if len(s) > 1
-        else f'<circle cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" r="2" fill="#1f618d"/>'
+        else f'<circle cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" r="3" fill="#1f618d"/>'
         for s in segments
     )
     rule = ""
@@ -126,8 +127,8 @@ def _champion_card(champion: dict[str, Any] | None) -> str:
 <div><span class="big">v<span id="champion-version">{_e(champion["version"])}</span></span>
  {_decision_badge(champion.get("gate_decision"))}</div>
 <div>since {_e(champion.get("champion_since") or "–")}</div>
-<div class="muted">deployed by {_e(champion.get("deployed_by") or "–")} · approved by
- {_e(champion.get("approved_by") or "no approval required")} · {_e(champion.get("reason") or "")}</div>
+<div class="muted">deployed by {_e(champion.get("deployed_by") or "–")} · approval:
+ {_e(champion.get("approved_by") or "not recorded")} · {_e(champion.get("reason") or "")}</div>
 <div class="muted">previous champion: {_e(champion.get("previous") or "none")}
  · candidate {_e(champion.get("candidate"))}</div>
 <div class="reasons">gate: {_e(champion.get("gate_reasons") or "–")}</div>

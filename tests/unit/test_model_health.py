@@ -43,7 +43,7 @@ def test_sparkline_draws_values_gaps_and_threshold():
     assert "stroke-dasharray" in svg  # the threshold
     assert "no values" in model_health_page.sparkline([None, None])
     one = model_health_page.sparkline([0.5])
-    assert "<circle" in one
+    assert '<circle cx="70.0"' in one  # a single night in the middle, not lost at the edge
 
 
 def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
@@ -136,7 +136,8 @@ def test_files_are_served_only_from_their_folders(settings, name):
 
 class _Health(BaseHTTPRequestHandler):
     def do_GET(self):  # the stdlib's handler name
-        body = json.dumps({"status": "ok", "model_name": "flight_delay", "model_version": "3"}).encode()
+        body = {"status": "ok", "model_name": "flight_delay", "model_version": "3", "predictions_logged": 12}
+        body = json.dumps({**body, "prediction_log_errors": 0, "error": None}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.end_headers()
@@ -156,6 +157,7 @@ def test_serving_health_says_whether_the_champion_serves(settings, monkeypatch):
         monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{server.server_address[1]}")
         up = model_health.serving(get_settings(), "3")
         assert up["reachable"] and up["version"] == "3" and up["matches_champion"]
+        assert up["predictions_logged"] == 12 and up["prediction_log_errors"] == 0
         assert model_health.serving(get_settings(), "4")["matches_champion"] is False
     finally:
         server.shutdown()

@@ -52,11 +52,36 @@ def _section(errors: list[str], name: str, read: Callable[[], Any], default: Any
 
 
 @lru_cache(maxsize=8)
-def _experiment_id(tracking_uri: str, name: str) -> str | None:
+def _experiment_id(tracking_uri: str, name: str) -> str:
+    """An experiment's id (it never changes). Raises LookupError while it does not exist, so that
+    absence is not cached."""
     from mlflow import MlflowClient
 
     found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(name)
-    return None if found is None else found.experiment_id
+    if found is None:
+        raise LookupError(f"no MLflow experiment {name!r} yet")
+    return found.experiment_id
+
+
+def _experiment_or_none(tracking_uri: str, name: str) -> str | None:
+    try:
+        return _experiment_id(tracking_uri, name)
+    except LookupError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _monitoring_run_id(tracking_uri: str, experiment: str, version: str) -> str:
+    """The monitoring run of a version (created once, never changes; ~60 ms to search on a server,
+    so it is looked up once). Raises LookupError until monitor_model has created it."""
+    from mlflow import MlflowClient
+
+    found = MlflowClient(tracking_uri=tracking_uri).search_runs(
+        [experiment], f"tags.`monitoring.model_version` = '{int(version)}'", max_results=1
+    )
+    if not found:
+        raise LookupError(f"no monitoring run for version {version} yet")
+    return found[0].info.run_id
 
 
 def _version_entry(settings: Settings, mv: Any, base: str | None, experiment: str | None) -> dict[str, Any]:
@@ -94,7 +119,7 @@ def registry(settings: Settings, limit: int = 8) -> dict[str, Any]:
 
     client = tracking.client(settings)
     base = mlflow_ui_base(settings)
-    experiment = _experiment_id(settings.mlflow_tracking_uri, tracking.EXPERIMENT) if base else None
+    experiment = _experiment_or_none(settings.mlflow_tracking_uri, tracking.EXPERIMENT) if base else None
     try:
         versions = client.search_model_versions(
             f"name = '{settings.model_name}'", max_results=limit, order_by=["version_number DESC"]
@@ -125,18 +150,27 @@ def registry(settings: Settings, limit: int = 8) -> dict[str, Any]:
 
 def monitoring_run_url(settings: Settings, version: str) -> str | None:
     """The MLflow run holding a version's nightly metrics (read only: never created here)."""
-    from include import tracking
-
     base = mlflow_ui_base(settings)
-    experiment = (
-        _experiment_id(settings.mlflow_tracking_uri, settings.monitoring_experiment) if base else None
-    )
+    uri = settings.mlflow_tracking_uri
+    experiment = _experiment_or_none(uri, settings.monitoring_experiment) if base else None
     if not (base and experiment):
         return None
-    found = tracking.client(settings).search_runs(
-        [experiment], f"tags.`monitoring.model_version` = '{int(version)}'", max_results=1
-    )
-    return f"{base}/#/experiments/{experiment}/runs/{found[0].info.run_id}" if found else None
+    try:
+        run_id = _monitoring_run_id(uri, experiment, str(version))
+    except LookupError:
+        return None
+    return f"{base}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def warm_up() -> None:
+    """Import what a page load needs (MLflow's client alone takes seconds), so that the first
+    visit after the API server starts is as fast as the next ones."""
+    # Loads the request-header plugins MLflow finds by entry point; feast is one (~7 s to import).
+    import mlflow.tracking.request_header.registry  # noqa: F401
+    import sqlalchemy  # noqa: F401
+    from mlflow import MlflowClient  # noqa: F401
+
+    from include import model_card, model_health_page, monitor_steps  # noqa: F401
 
 
 # --- monitoring tables -----------------------------------------------------------------------

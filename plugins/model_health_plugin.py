@@ -18,6 +18,8 @@ nothing heavy at the top: Airflow's API security and the project's modules load 
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Annotated, Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
@@ -37,6 +39,7 @@ PAGE_HEADERS = {
 FILE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 _bearer = HTTPBearer(auto_error=False)
+log = logging.getLogger(__name__)
 
 
 async def airflow_user(
@@ -126,10 +129,35 @@ def data_docs(relative: str, user: User) -> FileResponse:
     return FileResponse(path, headers=FILE_HEADERS)
 
 
+def _warm_up() -> None:
+    try:
+        from include import model_health
+
+        model_health.warm_up()
+    except Exception:  # the page still works; its first load just pays the imports
+        log.exception("Model health: warming up failed")
+
+
+class WarmUpModelHealth:
+    """A pass-through ASGI middleware on the API server's root app. It is built once per API
+    server process (never in a task), which is the moment to import the page's libraries in the
+    background: otherwise the first visit waits ~8 s for them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        threading.Thread(target=_warm_up, name="model-health-warm-up", daemon=True).start()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 class ModelHealthPlugin(AirflowPlugin):
     name = "model_health"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
         {"app": app, "url_prefix": URL_PREFIX, "name": "Model health"}
+    ]
+    fastapi_root_middlewares: ClassVar[list[dict[str, Any]]] = [
+        {"middleware": WarmUpModelHealth, "name": "Model health warm-up"}
     ]
     external_views: ClassVar[list[dict[str, Any]]] = [
         {

@@ -255,3 +255,12 @@ def test_page_flags_a_service_that_serves_another_version():
         )
     )
     assert "does NOT serve the champion" in page
+
+
+def test_warm_up_loads_what_the_first_page_load_would_wait_for():
+    import sys
+
+    model_health.warm_up()
+    assert {"mlflow.tracking.request_header.registry", "include.model_card", "include.monitor_steps"} <= set(
+        sys.modules
+    )

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DAYS ?= 14
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench clean
+.PHONY: help venv lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench: venv ## benchmarks (ingest, validation, features, training/serving, monit
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_features.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_serving.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_monitoring.py
+
+bench-page: venv ## load time of the Model health page, median of 20 (needs `make run`)
+	. .airflow/env.sh && PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_model_health.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
 	rm -rf .airflow .airflow-drift data .cache .pytest_cache .ruff_cache

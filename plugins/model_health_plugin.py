@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 URL_PREFIX = "/model-health"
-# The page is framed by the Airflow UI (same origin) and loads nothing from elsewhere.
+# The page loads nothing from elsewhere, runs no script, and only the Airflow origin may frame it.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",

@@ -93,6 +93,7 @@ cat <<MSG
 
 airflow-mlops is running ($(( $(date +%s) - started )) s).
   Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   login: admin / admin
+  On call      Browse > Model health (http://127.0.0.1:${MLOPS_API_PORT}/model-health/): champion, checks, model cards
   Look at      DAG ingest_flights: $DEMO_DAYS daily runs (extract_<table>, validate_<table>)
                Assets:    raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
                Lake:      ${MLOPS_DATA_DIR}/lake/{raw,validated,quarantine}/<table>/interval=<start>_<end>/

@@ -125,16 +125,21 @@ def test_start_dates_are_static():
         assert first == second, f"{dag_id}: start_date moves between parses ({first} vs {second})"
 
 
+def modules_loaded_by(path: Path, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` running the file `path` imports, in a fresh interpreter."""
+    script = (
+        "import json, runpy, sys\n"
+        f"runpy.run_path({str(path)!r})\n"
+        f"print(json.dumps([m for m in {names!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_no_heavy_imports_at_module_level(dag_file):
     """Parsing a DAG file must not import the heavy libraries (they belong inside tasks)."""
-    script = (
-        "import json, runpy, sys\n"
-        f"runpy.run_path({str(dag_file)!r})\n"
-        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = modules_loaded_by(dag_file, HEAVY_MODULES)
     assert loaded == [], f"{dag_file.name} imports {loaded} at module level: import them inside tasks"
 
 
@@ -146,11 +151,5 @@ def test_plugins_import_nothing_heavy(plugin_file):
     """Every task process imports the plugins folder: a plugin loads its libraries (and Airflow's
     API security, ~1.5 s and 30 MB) on first request, not at import."""
     lazy = (*HEAVY_MODULES, "airflow.api_fastapi.core_api.security", "include.model_health")
-    script = (
-        "import json, runpy, sys\n"
-        f"runpy.run_path({str(plugin_file)!r})\n"
-        f"print(json.dumps([m for m in {lazy!r} if m in sys.modules]))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = modules_loaded_by(plugin_file, lazy)
     assert loaded == [], f"{plugin_file.name} imports {loaded} at module level: import them in its routes"

@@ -322,6 +322,17 @@ def partition_facts(settings: Settings, partitions: dict[str, str]) -> list[dict
     return out
 
 
+def _get_run(client: Any, run_id: str, label: str, missing: dict[str, str]) -> Any | None:
+    """A run, or None with the reason recorded under `missing[label]`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        missing[label] = f"run {run_id}: {redact_url(str(exc))[:300]}"
+        return None
+
+
 def collect(settings: Settings, version: str) -> dict[str, Any]:
     """Everything the card says about `version`, from MLflow and the local validation records.
 
@@ -375,11 +386,8 @@ def collect(settings: Settings, version: str) -> dict[str, Any]:
     if not run_id:
         missing["run"] = "the version names no MLflow run"
     else:
-        try:
-            run = client.get_run(run_id)
-        except MlflowException as exc:
-            missing["run"] = f"run {run_id}: {redact_url(str(exc))[:300]}"
-        else:
+        run = _get_run(client, run_id, "run", missing)
+        if run is not None:
             facts["run"] = {
                 "run_name": run.info.run_name,
                 "experiment_id": run.info.experiment_id,
@@ -406,11 +414,8 @@ def collect(settings: Settings, version: str) -> dict[str, Any]:
         facts["gate"] = _gate_facts(tags, None)
     parent_id = facts["parent_run_id"]
     if parent_id:
-        try:
-            parent = client.get_run(parent_id)
-        except MlflowException as exc:
-            missing["parent run"] = f"run {parent_id}: {redact_url(str(exc))[:300]}"
-        else:
+        parent = _get_run(client, parent_id, "parent run", missing)
+        if parent is not None:
             facts["parent_run"] = {
                 "run_name": parent.info.run_name,
                 "start_time": _iso_ms(parent.info.start_time),

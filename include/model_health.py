@@ -76,8 +76,10 @@ def _monitoring_run_id(tracking_uri: str, experiment: str, version: str) -> str:
     so it is looked up once). Raises LookupError until monitor_model has created it."""
     from mlflow import MlflowClient
 
+    from include.monitor_steps import monitoring_run_filter
+
     found = MlflowClient(tracking_uri=tracking_uri).search_runs(
-        [experiment], f"tags.`monitoring.model_version` = '{int(version)}'", max_results=1
+        [experiment], monitoring_run_filter(version), max_results=1
     )
     if not found:
         raise LookupError(f"no monitoring run for version {version} yet")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from typing import Any
 
 from include.monitoring_report import STATUS_COLOURS, fmt
@@ -208,34 +209,33 @@ def _nights(mon: dict[str, Any]) -> str:
 <p>Drift reports: {report_links or '<span class="muted">none yet</span>'}</p>"""
 
 
-def _requests(mon: dict[str, Any]) -> str:
-    requests = mon.get("requests") or []
-    if not requests:
-        return '<p class="muted">No retraining request so far.</p>'
-    rows = "".join(
-        f"<tr><td>#{_e(q['id'])}</td><td>{_e(q['created_at'])}</td><td>v{_e(q['version'])}</td>"
+def _rows_table(
+    items: list[dict[str, Any]], empty: str, head: tuple[str, ...], cells: Callable[[dict[str, Any]], str]
+) -> str:
+    """A table with one row per item (`cells` gives the row's <td>s), or `empty` when there is none."""
+    if not items:
+        return f'<p class="muted">{_e(empty)}</p>'
+    body = "".join(f"<tr>{cells(item)}</tr>" for item in items)
+    return f"<table>{_head(*head)}<tbody>{body}</tbody></table>"
+
+
+def _request_cells(q: dict[str, Any]) -> str:
+    return (
+        f"<td>#{_e(q['id'])}</td><td>{_e(q['created_at'])}</td><td>v{_e(q['version'])}</td>"
         f'<td>{_e(q["day"])}</td><td class="reasons">{_e("; ".join(q["reasons"]))}</td>'
-        f"<td>{_e(q['status'])}</td><td>{_e(q.get('consumed_by') or '')}</td></tr>"
-        for q in requests
+        f"<td>{_e(q['status'])}</td><td>{_e(q.get('consumed_by') or '')}</td>"
     )
-    head = _head("request", "created", "version", "day", "reasons", "status", "taken by train_model run")
-    return f"<table>{head}<tbody>{rows}</tbody></table>"
 
 
-def _candidates(candidates: list[dict[str, Any]]) -> str:
-    if not candidates:
-        return '<p class="muted">No registered version yet.</p>'
-    rows = "".join(
-        f"<tr><td>v{_e(c['version'])}</td><td>{_e(c['created'])}</td><td>{_e(c.get('candidate'))}</td>"
+def _candidate_cells(c: dict[str, Any]) -> str:
+    return (
+        f"<td>v{_e(c['version'])}</td><td>{_e(c['created'])}</td><td>{_e(c.get('candidate'))}</td>"
         f"<td>{_decision_badge(c.get('gate_decision'))}</td>"
         f'<td class="reasons">{_e(c.get("gate_reasons") or "")}</td>'
         f"<td>{_e(', '.join(c.get('aliases') or []))}</td>"
         f"<td>{_link(c.get('model_card'), 'card')} {_link(c.get('run_url'), 'run')}"
-        f" {_link(c.get('version_url'), 'version')}</td></tr>"
-        for c in candidates
+        f" {_link(c.get('version_url'), 'version')}</td>"
     )
-    head = _head("version", "registered", "candidate", "gate", "reasons", "aliases", "links")
-    return f"<table>{head}<tbody>{rows}</tbody></table>"
 
 
 def _quarantine_state(q: dict[str, Any]) -> str:
@@ -246,22 +246,34 @@ def _quarantine_state(q: dict[str, Any]) -> str:
     return "rows set aside, the rest published"
 
 
-def _quarantine_table(quarantine: dict[str, Any]) -> str:
-    recent = quarantine.get("recent") or []
-    if not recent:
-        return '<p class="muted">Nothing quarantined.</p>'
-    rows = "".join(
-        f"<tr><td>{_e(q['table'])}</td><td>{_e(q['interval'])}</td><td>{_e(q.get('decision'))}</td>"
+def _quarantine_cells(q: dict[str, Any]) -> str:
+    return (
+        f"<td>{_e(q['table'])}</td><td>{_e(q['interval'])}</td><td>{_e(q.get('decision'))}</td>"
         f"<td>{_e(q.get('quarantined_rows'))} of {_e(q.get('rows'))}</td>"
         f"<td>{_e(', '.join(q.get('failed') or []))}</td><td>{_quarantine_state(q)}</td>"
-        f"<td>{_link(q.get('data_docs'), 'Data Docs')}</td></tr>"
-        for q in recent
+        f"<td>{_link(q.get('data_docs'), 'Data Docs')}</td>"
     )
-    head = _head("table", "interval", "decision", "rows quarantined", "failed checks", "state", "validation")
+
+
+def _requests(mon: dict[str, Any]) -> str:
+    head = ("request", "created", "version", "day", "reasons", "status", "taken by train_model run")
+    return _rows_table(mon.get("requests") or [], "No retraining request so far.", head, _request_cells)
+
+
+def _candidates(candidates: list[dict[str, Any]]) -> str:
+    head = ("version", "registered", "candidate", "gate", "reasons", "aliases", "links")
+    return _rows_table(candidates, "No registered version yet.", head, _candidate_cells)
+
+
+def _quarantine_table(quarantine: dict[str, Any]) -> str:
+    recent = quarantine.get("recent") or []
+    head = ("table", "interval", "decision", "rows quarantined", "failed checks", "state", "validation")
+    table = _rows_table(recent, "Nothing quarantined.", head, _quarantine_cells)
+    if not recent:
+        return table
     return (
-        f"<table>{head}<tbody>{rows}</tbody></table>"
-        '<p class="muted">Waiting for action: fix the source and clear the validate task, or publish with a '
-        "reason (Params of ingest_flights); README, On call, PartitionQuarantinedError.</p>"
+        table + '<p class="muted">Waiting for action: fix the source and clear the validate task, or '
+        "publish with a reason (Params of ingest_flights); README, On call, PartitionQuarantinedError.</p>"
     )
 
 

@@ -587,13 +587,17 @@ def alert_block(decision: dict[str, Any], report: str | None) -> str:
 # --- MLflow ----------------------------------------------------------------------------------
 
 
+def monitoring_run_filter(version: str) -> str:
+    """MLflow's filter for the monitoring run of a version (its own query language; the version
+    is a registry version number)."""
+    return f"tags.`monitoring.model_version` = '{int(version)}'"
+
+
 def mlflow_run_for(settings: Settings, version: str) -> str:
     """The monitoring run of a version (created once): tagged with the version and its training run."""
     client = tracking.client(settings)
     exp = tracking.experiment_id(settings, settings.monitoring_experiment)
-    found = client.search_runs(
-        [exp], f"tags.`monitoring.model_version` = '{version}'", max_results=1
-    )  # the filter is MLflow's own query language; the version comes from the registry
+    found = client.search_runs([exp], monitoring_run_filter(version), max_results=1)
     if found:
         return found[0].info.run_id
     mv = client.get_model_version(settings.model_name, str(version))

@@ -31,7 +31,7 @@ lock: ## re-resolve requirements.txt into requirements.lock (hashes, no index UR
 	  --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet
 
 source: venv ## build the demo source database (or keep it when up to date)
-	PYTHONPATH=$(CURDIR) $(PY) -m include.demo_source ensure
+	PYTHONPATH=$(CURDIR) $(PY) -m include.source.demo ensure
 
 run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14)
 	DEMO_DAYS=$(DAYS) scripts/run.sh
@@ -67,7 +67,7 @@ test-e2e: venv ## end-to-end tests only (Airflow, real source database)
 
 feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="feature-views list"
 	MLOPS_DATA_DIR=$${MLOPS_DATA_DIR:-$(CURDIR)/data} PYTHONPATH=$(CURDIR) FEAST_USAGE=False \
-	  $(VENV)/bin/feast -c include/feature_repo $(ARGS)
+	  $(VENV)/bin/feast -c include/features/feature_repo $(ARGS)
 
 bench: venv ## benchmarks (ingest, validation, features, training/serving, monitoring): figures to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py

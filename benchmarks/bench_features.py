@@ -37,11 +37,11 @@ def build_lake(days: int, scale: int) -> None:
     """Validated partitions of `days` days from FIRST_DAY, then their feature partitions."""
     import pandas as pd
 
-    from include.config import get_settings
-    from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS
-    from include.demo_source.build import load_2013, scaled_copy
+    from include.core.settings import get_settings
     from include.features.partitions import write_interval_features
-    from include.lake import conform, write_partition
+    from include.lake.partitions import conform, write_partition
+    from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS
+    from include.source.demo.build import load_2013, scaled_copy
 
     last = FIRST_DAY + timedelta(days=days)
     frames = load_2013(months=tuple(range(5, min(12, last.month + 1) + 1)))
@@ -74,7 +74,7 @@ def open_applied_store(offline: str = "duckdb"):
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-    from include.config import get_settings
+    from include.core.settings import get_settings
     from include.features.store import FEATURE_REPO_DIR, apply_if_changed, open_store, repo_config_dict
 
     settings = get_settings()
@@ -90,7 +90,7 @@ def open_applied_store(offline: str = "duckdb"):
 def part_materialize(scale: int) -> dict:
     import logging
 
-    from include.config import get_settings
+    from include.core.settings import get_settings
     from include.features.store import materialize_interval
 
     days = 8
@@ -116,9 +116,9 @@ def part_online() -> dict:
 
     import pandas as pd
 
-    from include.config import get_settings
+    from include.core.settings import get_settings
     from include.features.store import FEATURE_SERVICE, materialize_interval
-    from include.lake import partitions_between, read_partition
+    from include.lake.partitions import partitions_between, read_partition
 
     days = 8
     build_lake(days, 1)
@@ -147,7 +147,7 @@ def part_online() -> dict:
 
 
 def part_training(offline: str, days: int) -> dict:
-    from include.config import get_settings
+    from include.core.settings import get_settings
     from include.features.store import FEATURE_SERVICE
     from include.features.training_set import TrainingSetError, build_training_set
 
@@ -216,7 +216,7 @@ def run_child(*args: str) -> dict:
 
 
 def main() -> int:
-    from include.config import PROJECT_DIR
+    from include.core.settings import PROJECT_DIR
 
     results: dict = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     results["materialize"] = [run_child("materialize", str(scale)) for scale in (1, 100)]

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from include.clock import utc_now
-from include.config import PROJECT_DIR, get_settings
-from include.dataset import SOURCE_TABLES
-from include.demo_source.build import read_replay_info
-from include.extract import extract_to_lake
+from include.core.clock import utc_now
+from include.core.settings import PROJECT_DIR, get_settings
+from include.source.dataset import SOURCE_TABLES
+from include.source.demo.build import read_replay_info
+from include.source.extract import extract_to_lake
 
 
 def main(argv: list[str]) -> int:

@@ -23,8 +23,8 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 
-from include.config import PROJECT_DIR
-from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.settings import PROJECT_DIR
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 from airflow_api import AirflowAPI  # scripts/ is not a package

@@ -112,7 +112,7 @@ def use_temporary_data_dir(prefix: str) -> Path:
     for name in [n for n in os.environ if n.startswith("MLOPS_")] + ["MLFLOW_TRACKING_URI"]:
         os.environ.pop(name, None)
     os.environ["MLOPS_DATA_DIR"] = str(data_dir)
-    from include.runtime_env import TELEMETRY_OFF
+    from include.core.runtime_env import TELEMETRY_OFF
 
     os.environ.update(TELEMETRY_OFF)
     warnings.filterwarnings("ignore")
@@ -122,10 +122,10 @@ def use_temporary_data_dir(prefix: str) -> Path:
 
 def build_lake(first: datetime, last: datetime) -> tuple[Any, Any, dict[str, Any]]:
     """Real 2013 days first..last (inclusive) as validated + feature partitions
-    (include/demo_source/build.py), and the Feast store applied on them."""
-    from include.config import get_settings
-    from include.demo_source.build import write_real_days
+    (include/source/demo/build.py), and the Feast store applied on them."""
+    from include.core.settings import get_settings
     from include.features.store import apply_if_changed, open_store
+    from include.source.demo.build import write_real_days
 
     settings = get_settings()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -170,7 +170,8 @@ def fit_reference(
     scores and ROC AUC, and the monitoring reference of the window."""
     from threadpoolctl import threadpool_limits
 
-    from include import monitoring, training
+    from include.monitoring import statistics as monitoring
+    from include.training import candidates as training
 
     split = training.time_split(frame, "scheduled_departure", holdout_days)
     columns = training.input_columns(feature_columns)
@@ -190,7 +191,7 @@ def reference_folder(settings: Any, version: str) -> Path:
 
 def place_reference(settings: Any, version: str, reference: Reference) -> Path:
     """The reference and its meta, as load_reference downloads them; nothing else in the folder."""
-    from include.monitor_steps import REFERENCE_FILE, REFERENCE_META
+    from include.monitoring.steps import REFERENCE_FILE, REFERENCE_META
 
     folder = reference_folder(settings, version)
     shutil.rmtree(folder, ignore_errors=True)
@@ -209,7 +210,7 @@ def score_night(settings: Any, store: Any, reference: Reference, version: str, d
     """score_flights for the flights departing on `day`: every prediction in the prediction log."""
     from threadpoolctl import threadpool_limits
 
-    from include.scoring import score_interval
+    from include.serving.batch import score_interval
 
     with threadpool_limits(limits=1):
         return score_interval(settings, store, reference.model, version, reference.columns, *night(day))
@@ -222,9 +223,9 @@ def log_scaled(settings: Any, served: Any, columns: list[str], scale: int, day: 
     """The night's logged predictions `scale` times, copy k with flight ids + k * 1,000,000."""
     import pandas as pd
 
-    from include.demo_source.build import SCALE_ID_STRIDE
-    from include.lake import interval_key
+    from include.lake.partitions import interval_key
     from include.serving import prediction_log
+    from include.source.demo.build import SCALE_ID_STRIDE
 
     key = interval_key(*night(day))
     frame = pd.concat(
@@ -255,9 +256,9 @@ def log_scaled(settings: Any, served: Any, columns: list[str], scale: int, day: 
 
 
 CHECK_NIGHT_MODULES = (
-    "include.monitor_steps",
-    "include.monitoring",
-    "include.training",
+    "include.monitoring.steps",
+    "include.monitoring.statistics",
+    "include.training.candidates",
     "pyarrow.parquet",
     "scipy.spatial.distance",
     "scipy.stats",
@@ -275,9 +276,10 @@ def child_check_night(day_iso: str) -> dict[str, Any]:
     """One check_night in this (fresh) process, with the time of each step it calls."""
     began = time.perf_counter()
     import_check_night_modules()  # some are imported on first use inside check_night: not its time
-    from include import monitor_steps, monitoring
-    from include.config import get_settings
-    from include.monitoring import MonitoringPolicy
+    from include.core.settings import get_settings
+    from include.monitoring import statistics as monitoring
+    from include.monitoring.statistics import MonitoringPolicy
+    from include.monitoring.statistics import steps as monitor_steps
     from include.serving import prediction_log
 
     import_s = time.perf_counter() - began
@@ -340,7 +342,7 @@ def child_imports() -> dict[str, Any]:
 
 
 def run_child(*args: str) -> dict[str, Any]:
-    from include.config import PROJECT_DIR
+    from include.core.settings import PROJECT_DIR
 
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
     proc = subprocess.run(
@@ -360,7 +362,7 @@ def run_child(*args: str) -> dict[str, Any]:
 def clear_cache(settings: Any) -> None:
     """Leave only the reference and its meta in the version's folder (monitor_steps caches the
     yardstick there on a version's first night)."""
-    from include.monitor_steps import REFERENCE_FILE, REFERENCE_META
+    from include.monitoring.steps import REFERENCE_FILE, REFERENCE_META
 
     for path in reference_folder(settings, VERSION).iterdir():
         if path.name not in (REFERENCE_FILE, REFERENCE_META):
@@ -394,9 +396,10 @@ def main() -> int:
     began = time.perf_counter()
     data_dir = use_temporary_data_dir("bench-monitoring-")
 
-    from include import monitor_steps, tracking
-    from include.config import PROJECT_DIR
-    from include.lake import interval_key
+    from include.core.settings import PROJECT_DIR
+    from include.lake.partitions import interval_key
+    from include.monitoring.statistics import steps as monitor_steps
+    from include.registry import tracking
 
     results: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -119,9 +119,9 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 
 
 def write_real_days(days: list[datetime]) -> None:
-    """Real 2013 days as validated + feature partitions (include/demo_source/build.py)."""
-    from include.config import get_settings
-    from include.demo_source.build import write_real_days as write
+    """Real 2013 days as validated + feature partitions (include/source/demo/build.py)."""
+    from include.core.settings import get_settings
+    from include.source.demo.build import write_real_days as write
 
     write(get_settings().lake_root, days)
 
@@ -130,7 +130,7 @@ def write_real_days(days: list[datetime]) -> None:
 
 
 def median_fit(spec: dict[str, Any], train, feature_columns: list[str]) -> tuple[Any, list[float]]:
-    from include import training
+    from include.training import candidates as training
 
     seconds, model = [], None
     for _ in range(FITS):
@@ -144,7 +144,7 @@ def part_training(frame, feature_columns: list[str]) -> list[dict[str, Any]]:
     at a time on 2 cores) and with the libraries' default threads (OpenMP / BLAS: one per core)."""
     from threadpoolctl import threadpool_limits
 
-    from include import training
+    from include.training import candidates as training
 
     frame = frame.sort_values("scheduled_departure", kind="mergesort").reset_index(drop=True)
     columns = training.input_columns(feature_columns)
@@ -185,8 +185,10 @@ def part_training(frame, feature_columns: list[str]) -> list[dict[str, Any]]:
 
 def train_champion(settings, store) -> dict[str, Any]:
     """train_model's steps for one HGB candidate, then the `champion` alias."""
-    from include import tracking, train_steps, training
-    from include.config import CHAMPION
+    from include.core.settings import CHAMPION
+    from include.registry import tracking
+    from include.training import candidates as training
+    from include.training.candidates import steps as train_steps
 
     spec = [s for s in training.DEFAULT_GRID if s["model"] == "hist_gradient_boosting"][-1]
     t0 = time.perf_counter()
@@ -218,7 +220,7 @@ def start_service(
 ) -> tuple[subprocess.Popen, str, Any]:
     import httpx
 
-    from include.config import PROJECT_DIR
+    from include.core.settings import PROJECT_DIR
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), **(extra_env or {})}
@@ -439,11 +441,11 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
     import sqlalchemy as sa
     from threadpoolctl import threadpool_limits
 
-    from include import tracking
-    from include.features.store import FEATURE_SERVICE, open_store
+    from include.features.store import FEATURE_SERVICE, open_store, service_views
+    from include.registry import tracking
     from include.serving import prediction_log
     from include.serving.app import FlightIndex
-    from include.serving.features import online_frame, online_values, service_views, single_row_inputs
+    from include.serving.inputs import online_frame, online_values, single_row_inputs
 
     store = open_store(settings)
     views = service_views(store, FEATURE_SERVICE)
@@ -579,8 +581,8 @@ def openmp_threads_of_a_new_thread() -> dict[str, int]:
 
 
 def part_batch(settings, store, version: str) -> dict[str, Any]:
-    from include import tracking
-    from include.scoring import score_interval
+    from include.registry import tracking
+    from include.serving.batch import score_interval
 
     model = tracking.load_model(settings, version)
     columns = tracking.model_input_columns(settings, version)
@@ -615,7 +617,7 @@ def main() -> int:
         "MLOPS_SERVING_POLL_SECONDS",
     ):
         os.environ.pop(name, None)
-    from include.runtime_env import TELEMETRY_OFF
+    from include.core.runtime_env import TELEMETRY_OFF
 
     os.environ.update(TELEMETRY_OFF)
     warnings.filterwarnings("ignore")
@@ -623,12 +625,12 @@ def main() -> int:
 
     import pandas as pd
 
-    from include import tracking
-    from include.config import PROJECT_DIR, get_settings
-    from include.dataset import FLIGHT_SCHEDULES
+    from include.core.settings import PROJECT_DIR, get_settings
     from include.features.store import FEATURE_SERVICE, apply_if_changed, materialize_interval, open_store
     from include.features.training_set import build_training_set
-    from include.lake import partition_path
+    from include.lake.partitions import partition_path
+    from include.registry import tracking
+    from include.source.dataset import FLIGHT_SCHEDULES
 
     results: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

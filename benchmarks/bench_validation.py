@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from include.config import PROJECT_DIR
-from include.dataset import FLIGHT_SCHEDULES
-from include.demo_source.build import load_2013, scaled_copy
-from include.lake import arrow_schema, conform
-from include.validation import GxSession, suite_for, validate_frame
+from include.core.settings import PROJECT_DIR
+from include.lake.partitions import arrow_schema, conform
+from include.quality.validation import GxSession, suite_for, validate_frame
+from include.source.dataset import FLIGHT_SCHEDULES
+from include.source.demo.build import load_2013, scaled_copy
 
 START, END = datetime(2013, 7, 1, tzinfo=UTC), datetime(2013, 7, 2, tzinfo=UTC)
 

@@ -103,7 +103,7 @@ def holdout_daily_auc(frame: Any, reference: Any) -> float:
     the pooled holdout days also ranks one day's flights against another day's)."""
     import numpy as np
 
-    from include import training
+    from include.training import candidates as training
 
     holdout = training.time_split(frame, "scheduled_departure", HOLDOUT_DAYS).holdout
     p = training.scores(reference.model, holdout, reference.columns)
@@ -116,9 +116,11 @@ def evaluate_day(
     settings: Any, store: Any, ts: Any, reference: Any, version: str, day: datetime, policy: Any
 ) -> dict[str, Any]:
     """score_flights + check_night + the day's labelled performance, as production runs them."""
-    from include import monitor_steps, monitoring, training
-    from include.lake import interval_key
-    from include.training import CATEGORICAL
+    from include.lake.partitions import interval_key
+    from include.monitoring import statistics as monitoring
+    from include.monitoring.statistics import steps as monitor_steps
+    from include.training import candidates as training
+    from include.training.candidates import CATEGORICAL
 
     score_night(settings, store, reference, version, day)
     t0 = time.perf_counter()
@@ -238,7 +240,7 @@ def measure(settings: Any, store: Any, policy: Any) -> tuple[dict[str, list[dict
 
 def alerts(flags: list[bool | None], consecutive: int) -> list[bool]:
     """Alerting days: breached on this and the `consecutive - 1` days before (None breaks a run)."""
-    from include.monitoring import trailing_breaches
+    from include.monitoring.statistics import trailing_breaches
 
     return [trailing_breaches(flags[: i + 1]) >= consecutive for i in range(len(flags))]
 
@@ -593,9 +595,9 @@ def main() -> int:
     began = time.perf_counter()
     data_dir = use_temporary_data_dir("drift-calibration-")
 
-    from include import tracking
-    from include.config import PROJECT_DIR
-    from include.monitoring import MonitoringPolicy
+    from include.core.settings import PROJECT_DIR
+    from include.monitoring.statistics import MonitoringPolicy
+    from include.registry import tracking
 
     policy = MonitoringPolicy()
     results: dict[str, Any] = {
@@ -629,7 +631,7 @@ def main() -> int:
         f"\nmeasured in {results['measure_s']} s; check_night {fmt(dist(first_nights))} s on a version's "
         f"first night (28-day reference: its yardstick is computed), {fmt(dist(later_nights))} s later"
     )
-    from include.gate import GateThresholds
+    from include.training.gate import GateThresholds
 
     gate_floor = GateThresholds().min_roc_auc
     below = sorted(n for n, r in references.items() if r["holdout_roc_auc"] < gate_floor)

@@ -19,7 +19,7 @@ by a failed task: the previous partition of the interval, if any, is untouched.
 - `SourceUnavailableError`: the source database is unreachable or a table is missing.
   Check connection `flights_source` (Admin > Connections) or run `make source`; clear the task.
 - `SourceSchemaError`: a declared column is missing or renamed in the source. If the change
-  is intended, update `include/dataset.py`; otherwise ask the source owners. Clear the task.
+  is intended, update `include/source/dataset.py`; otherwise ask the source owners. Clear the task.
 - `IntervalNotClosedError`: the interval has not ended on the source clock yet. Wait, then
   clear the task.
 
@@ -42,16 +42,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from include.alerting import on_task_failure
-from include.assets import RAW_ASSETS, VALIDATED_ASSETS, AssetName
-from include.config import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
-from include.dataset import SOURCE_TABLES
-
-
-def _asset(spec: AssetName) -> Asset:
-    return Asset(name=spec.name, uri=spec.uri)
+from include.airflow_glue import assets
+from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.connections import source_engine
+from include.core.settings import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
+from include.source.dataset import SOURCE_TABLES
 
 
 @dag(
@@ -82,16 +79,14 @@ def ingest_flights() -> None:
     @task(pool=SOURCE_DB_POOL)
     def extract_table(table_name: str, **context) -> dict:
         """Extract one interval of one source table into its raw partition."""
-        from airflow.sdk import BaseHook
-
-        from include.clock import utc_now
-        from include.config import get_settings
-        from include.dataset import get_table
-        from include.extract import extract_to_lake
-        from include.source_db import ensure_reachable
+        from include.core.clock import utc_now
+        from include.core.settings import get_settings
+        from include.source.database import ensure_reachable
+        from include.source.dataset import get_table
+        from include.source.extract import extract_to_lake
 
         settings = get_settings()
-        engine = BaseHook.get_connection(FLIGHTS_SOURCE_CONN_ID).get_hook().get_sqlalchemy_engine()
+        engine = source_engine()
         try:
             ensure_reachable(engine, FLIGHTS_SOURCE_CONN_ID)
             info = extract_to_lake(
@@ -104,7 +99,7 @@ def ingest_flights() -> None:
             )
         finally:
             engine.dispose()
-        context["outlet_events"][_asset(RAW_ASSETS[table_name])].extra = info.as_dict()
+        assets.emit(context, assets.RAW[table_name], info.as_dict())
         return info.as_dict()
 
     @task
@@ -112,9 +107,9 @@ def ingest_flights() -> None:
         """Check one raw partition, then publish it, split out bad rows, or quarantine it."""
         import logging
 
-        from include.config import get_settings
-        from include.dataset import get_table
-        from include.validation import GxSession, validate_partition
+        from include.core.settings import get_settings
+        from include.quality.validation import GxSession, validate_partition
+        from include.source.dataset import get_table
 
         params = context["params"]
         force_reason = None
@@ -135,19 +130,19 @@ def ingest_flights() -> None:
             session=GxSession(settings.data_docs_dir, settings.validation_results_dir),
             log=logging.getLogger("airflow.task"),
         )
-        context["outlet_events"][_asset(VALIDATED_ASSETS[table_name])].extra = summary
+        assets.emit(context, assets.VALIDATED[table_name], summary)
         return summary
 
     raw = {
-        table.name: extract_table.override(
-            task_id=f"extract_{table.name}", outlets=[_asset(RAW_ASSETS[table.name])]
-        )(table.name)
+        table.name: extract_table.override(task_id=f"extract_{table.name}", outlets=[assets.RAW[table.name]])(
+            table.name
+        )
         for table in SOURCE_TABLES
     }
-    for table_name in VALIDATED_ASSETS:
-        validate_table.override(
-            task_id=f"validate_{table_name}", outlets=[_asset(VALIDATED_ASSETS[table_name])]
-        )(table_name, raw[table_name], raw["airports"], raw["airlines"])
+    for table_name in assets.VALIDATED:
+        validate_table.override(task_id=f"validate_{table_name}", outlets=[assets.VALIDATED[table_name]])(
+            table_name, raw[table_name], raw["airports"], raw["airlines"]
+        )
 
 
 ingest_flights()

@@ -10,7 +10,7 @@ Every run also catches up on validated days whose features are missing or older 
 inputs (Airflow can leave an event that lands while a run is created out of every run).
 
 **What it does.**
-1. `apply_definitions`: `feast apply` of `include/feature_repo`, only when its files or resolved
+1. `apply_definitions`: `feast apply` of `include/features/feature_repo`, only when its files or resolved
    config changed (hash in `<data>/feast/applied_definitions.sha256`). Pool `feast_registry` (one
    slot): registry writes never run concurrently.
 2. `build_feature_partitions`: per interval, the plane / carrier / route delay statistics as of
@@ -29,7 +29,7 @@ inputs (Airflow can leave an event that lands while a run is created out of ever
 - `OnlineStoreMismatchError`: the online store does not serve what the offline rows say. Clear
   `materialize_online`; if it persists, delete `<data>/feast/online_store.db` and re-run the
   latest intervals.
-- Anything from Feast at `apply_definitions`: a definition in `include/feature_repo` is invalid;
+- Anything from Feast at `apply_definitions`: a definition in `include/features/feature_repo` is invalid;
   run `make feast ARGS=plan` locally to see why.
 """
 
@@ -37,34 +37,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-from include.alerting import on_task_failure
-from include.assets import ONLINE_FEATURES, VALIDATED_ASSETS, AssetName
-from include.config import FEAST_ONLINE_CONN_ID, FEAST_REGISTRY_POOL
-
-
-def _asset(spec: AssetName) -> Asset:
-    return Asset(name=spec.name, uri=spec.uri)
-
-
-def _store():
-    """Feast store of the project; the online store's secrets come from an Airflow connection."""
-    from airflow.sdk import BaseHook
-
-    from include.config import get_settings
-    from include.features.store import open_store
-
-    settings = get_settings()
-    conn = None
-    if settings.feast_online_store != "sqlite":
-        c = BaseHook.get_connection(FEAST_ONLINE_CONN_ID)
-        conn = {"host": c.host, "port": c.port, "login": c.login, "password": c.password, "schema": c.schema}
-    return settings, open_store(settings, conn)
+from include.airflow_glue import assets
+from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.connections import feature_store
+from include.core.settings import FEAST_REGISTRY_POOL, get_settings
 
 
 @dag(
-    schedule=(_asset(VALIDATED_ASSETS["flight_outcomes"]) & _asset(VALIDATED_ASSETS["weather_observations"])),
+    schedule=(assets.VALIDATED["flight_outcomes"] & assets.VALIDATED["weather_observations"]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -94,11 +76,10 @@ def materialize_features() -> None:
         later days already computed whose statistics read them."""
         import logging
 
-        from include.config import get_settings
+        from include.core.settings import get_settings
         from include.features.partitions import intervals_to_process, stale_intervals, with_dependents
 
-        events = context.get("triggering_asset_events") or {}
-        extras = [dict(e.extra or {}) for evs in events.values() for e in evs]
+        extras = assets.triggering_extras(context)
         params = context["params"]
         intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
         caught_up = sorted(set(stale_intervals(get_settings().lake_root)) - set(intervals))
@@ -124,7 +105,8 @@ def materialize_features() -> None:
         """`feast apply` when the feature repo changed (hash), else nothing."""
         import logging
 
-        settings, store = _store()
+        settings = get_settings()
+        store = feature_store(settings)
         from include.features.store import apply_if_changed
 
         return apply_if_changed(store, settings, logging.getLogger("airflow.task"))
@@ -132,7 +114,7 @@ def materialize_features() -> None:
     @task
     def build_feature_partitions(intervals: list[list[str]]) -> dict:
         """Feature rows of each interval, written to the lake's features zone."""
-        from include.config import get_settings
+        from include.core.settings import get_settings
         from include.features.partitions import write_interval_features
 
         rows: dict[str, int] = {}
@@ -151,21 +133,23 @@ def materialize_features() -> None:
 
         from include.features.store import materialize_interval
 
-        settings, store = _store()
+        settings = get_settings()
+        store = feature_store(settings)
         start = min(datetime.fromisoformat(s) for s, _ in intervals)
         end = max(datetime.fromisoformat(e) for _, e in intervals)
         return [
             materialize_interval(store, settings, start, end, logging.getLogger("airflow.task")).as_dict()
         ]
 
-    @task(outlets=[_asset(ONLINE_FEATURES)])
+    @task(outlets=[assets.ONLINE_FEATURES])
     def verify_online_reads(intervals: list[list[str]], materialized: list[dict], **context) -> dict:
         """Online reads for a sample of keys equal the latest offline rows; emit the asset."""
         import logging
 
         from include.features.store import FEATURE_SERVICE, verify_online
 
-        settings, store = _store()
+        settings = get_settings()
+        store = feature_store(settings)
         checked = {}
         for s, e in intervals:
             checked[s] = verify_online(
@@ -184,7 +168,7 @@ def materialize_features() -> None:
             "rows_offered": sum(m["rows_offered"] for m in materialized),
             "keys_verified": sum(sum(c.values()) for c in checked.values()),
         }
-        context["outlet_events"][_asset(ONLINE_FEATURES)].extra = summary
+        assets.emit(context, assets.ONLINE_FEATURES, summary)
         return summary
 
     intervals = plan_intervals()

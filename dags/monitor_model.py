@@ -4,7 +4,7 @@
 **When it runs.** Whenever `flight_predictions` is emitted (score_flights scored a day), i.e.
 nightly after scoring; by hand with Params `interval_start` and `days` (scored intervals).
 
-**What it does** (for the model version that scored the night; thresholds: `include/monitoring.py`
+**What it does** (for the model version that scored the night; thresholds: `include/monitoring/statistics.py`
 MonitoringPolicy, overridable with `MLOPS_MONITOR_<SETTING>`):
 1. `check_drift`: each feature of the night's served flights (the prediction log) against the
    version's training reference (Wasserstein distance in reference std for numbers,
@@ -38,18 +38,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-from include.alerting import on_task_failure
-from include.assets import FLIGHT_PREDICTIONS, RETRAIN_REQUEST, AssetName
-
-
-def _asset(spec: AssetName) -> Asset:
-    return Asset(name=spec.name, uri=spec.uri)
+from include.airflow_glue import assets
+from include.airflow_glue.alerting import on_task_failure
 
 
 @dag(
-    schedule=_asset(FLIGHT_PREDICTIONS),
+    schedule=assets.FLIGHT_PREDICTIONS,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -78,11 +74,10 @@ def monitor_model() -> None:
     @task
     def check_drift(**context) -> list[dict]:
         """Feature drift, prediction drift and volume of each scored interval (oldest first)."""
-        from include.config import get_settings, monitoring_policy
-        from include.monitor_steps import check_night, scored_intervals
+        from include.core.settings import get_settings, monitoring_policy
+        from include.monitoring.steps import check_night, scored_intervals
 
-        events = context.get("triggering_asset_events") or {}
-        extras = [dict(ev.extra or {}) for evs in events.values() for ev in evs]
+        extras = assets.triggering_extras(context)
         params = context["params"]
         intervals = scored_intervals(extras, params.get("interval_start"), int(params.get("days") or 1))
         if not intervals:
@@ -97,8 +92,8 @@ def monitor_model() -> None:
         """Every scored day whose labels are now complete; days still waiting are recorded as such."""
         from datetime import date
 
-        from include.config import get_settings, monitoring_policy
-        from include.monitor_steps import evaluate_performance
+        from include.core.settings import get_settings, monitoring_policy
+        from include.monitoring.steps import evaluate_performance
 
         until = max(date.fromisoformat(n["day"]) for n in nights)
         return evaluate_performance(get_settings(), until, context["run_id"], monitoring_policy())
@@ -106,13 +101,13 @@ def monitor_model() -> None:
     @task
     def check_freshness(nights: list[dict], **context) -> dict:
         """The online store holds features up to the end of the latest monitored interval."""
-        from include.config import get_settings, monitoring_policy
-        from include.features.store import open_store
-        from include.monitor_steps import check_freshness
+        from include.airflow_glue.connections import feature_store
+        from include.core.settings import get_settings, monitoring_policy
+        from include.monitoring.steps import check_freshness
 
         settings = get_settings()
         return check_freshness(
-            settings, open_store(settings), nights[-1], context["run_id"], monitoring_policy()
+            settings, feature_store(settings), nights[-1], context["run_id"], monitoring_policy()
         )
 
     @task
@@ -120,8 +115,8 @@ def monitor_model() -> None:
         """HTML report of the latest night; the nights' numbers as MLflow metric histories."""
         import logging
 
-        from include.config import get_settings, monitoring_policy
-        from include.monitor_steps import build_report
+        from include.core.settings import get_settings, monitoring_policy
+        from include.monitoring.steps import build_report
 
         report = build_report(get_settings(), nights, performance, freshness, monitoring_policy())
         logging.getLogger("airflow.task").info(
@@ -135,9 +130,9 @@ def monitor_model() -> None:
         import logging
         from datetime import date
 
-        from include import alerting
-        from include.config import get_settings, monitoring_policy
-        from include.monitor_steps import alert_block, apply_policy
+        from include.airflow_glue import alerting
+        from include.core.settings import get_settings, monitoring_policy
+        from include.monitoring.steps import alert_block, apply_policy
 
         settings = get_settings()
         decision = apply_policy(
@@ -155,15 +150,15 @@ def monitor_model() -> None:
             )
         return {**decision, "report": report["report"]}
 
-    @task(outlets=[_asset(RETRAIN_REQUEST)])
+    @task(outlets=[assets.RETRAIN_REQUEST])
     def request_retraining(decision: dict, **context) -> dict:
         """Emit `retrain_request` (train_model runs on it) when the policy asks for retraining."""
         from datetime import date
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.config import get_settings
-        from include.monitor_steps import record_request
+        from include.core.settings import get_settings
+        from include.monitoring.steps import record_request
 
         if not decision["retrain"]:
             raise AirflowSkipException("no retraining: " + "; ".join(decision["reasons"]))
@@ -183,7 +178,7 @@ def monitor_model() -> None:
             "report": decision["report"],
             "requested_by": context["run_id"],
         }
-        context["outlet_events"][_asset(RETRAIN_REQUEST)].extra = extra
+        assets.emit(context, assets.RETRAIN_REQUEST, extra)
         return extra
 
     nights = check_drift()

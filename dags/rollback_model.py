@@ -19,14 +19,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-from include.alerting import on_task_failure
-from include.assets import CHAMPION_MODEL, AssetName
-
-
-def _asset(spec: AssetName) -> Asset:
-    return Asset(name=spec.name, uri=spec.uri)
+from include.airflow_glue import assets
+from include.airflow_glue.alerting import on_task_failure
 
 
 @dag(
@@ -50,11 +46,11 @@ def _asset(spec: AssetName) -> Asset:
     },
 )
 def rollback_model() -> None:
-    @task(outlets=[_asset(CHAMPION_MODEL)])
+    @task(outlets=[assets.CHAMPION_MODEL])
     def rollback_champion(**context) -> dict:
         """Move `champion` to the Params version, reload serving, verify; restore on failure."""
-        from include.config import get_settings
-        from include.deploy import rollback
+        from include.core.settings import get_settings
+        from include.registry.deploy import rollback
 
         params, dag_run = context["params"], context["dag_run"]
         result = rollback(
@@ -66,7 +62,7 @@ def rollback_model() -> None:
                 "dag_run": context["run_id"],
             },
         )
-        context["outlet_events"][_asset(CHAMPION_MODEL)].extra = {**result, "by": "rollback_model"}
+        assets.emit(context, assets.CHAMPION_MODEL, {**result, "by": "rollback_model"})
         return result
 
     rollback_champion()

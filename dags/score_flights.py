@@ -22,18 +22,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-from include.alerting import on_task_failure
-from include.assets import FLIGHT_PREDICTIONS, ONLINE_FEATURES, AssetName
-
-
-def _asset(spec: AssetName) -> Asset:
-    return Asset(name=spec.name, uri=spec.uri)
+from include.airflow_glue import assets
+from include.airflow_glue.alerting import on_task_failure
 
 
 @dag(
-    schedule=_asset(ONLINE_FEATURES),
+    schedule=assets.ONLINE_FEATURES,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
@@ -54,28 +50,26 @@ def _asset(spec: AssetName) -> Asset:
     },
 )
 def score_flights() -> None:
-    @task(outlets=[_asset(FLIGHT_PREDICTIONS)])
+    @task(outlets=[assets.FLIGHT_PREDICTIONS])
     def score_next_day(**context) -> list[dict]:
         """Score each interval's published flights with the champion; log every prediction."""
         import logging
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include import tracking
-        from include.config import get_settings
+        from include.airflow_glue.connections import feature_store
+        from include.core.settings import get_settings
         from include.features.partitions import intervals_to_process
-        from include.features.store import open_store
-        from include.scoring import score_interval
+        from include.registry import tracking
+        from include.serving.batch import score_interval
 
         log = logging.getLogger("airflow.task")
         settings = get_settings()
-        events = context.get("triggering_asset_events") or {}
         # flight_features events list the intervals materialize_features verified.
         extras = [
             {"interval_start": s, "interval_end": e}
-            for evs in events.values()
-            for ev in evs
-            for s, e in (ev.extra or {}).get("intervals", [])
+            for extra in assets.triggering_extras(context)
+            for s, e in extra.get("intervals", [])
         ]
         params = context["params"]
         intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
@@ -90,7 +84,7 @@ def score_flights() -> None:
             )
         model = tracking.load_model(settings, champion.version)
         columns = tracking.model_input_columns(settings, champion.version)
-        store = open_store(settings)
+        store = feature_store(settings)
         results = []
         for start, end in intervals:
             result = score_interval(
@@ -98,11 +92,15 @@ def score_flights() -> None:
             ).as_dict()
             log.info("scored %s: %s", result["interval"], result)
             results.append(result)
-        context["outlet_events"][_asset(FLIGHT_PREDICTIONS)].extra = {
-            "model_version": champion.version,
-            "intervals": [r["interval"] for r in results],
-            "flights": sum(r["flights"] for r in results),
-        }
+        assets.emit(
+            context,
+            assets.FLIGHT_PREDICTIONS,
+            {
+                "model_version": champion.version,
+                "intervals": [r["interval"] for r in results],
+                "flights": sum(r["flights"] for r in results),
+            },
+        )
         return results
 
     score_next_day()

@@ -16,7 +16,7 @@ grid, `require_approval`, reason).
    importance and ROC/calibration plots.
 3. `register_best`: best holdout ROC AUC → registered version, alias `challenger`.
 4. `evaluate_gate`: challenger vs. the naive baseline and the `champion` on the same holdout, plus
-   slices, signature, size and latency (thresholds: `include/gate.py` GateThresholds). The
+   slices, signature, size and latency (thresholds: `include/training/gate.py` GateThresholds). The
    decision table is in this task's log and on the MLflow run (`gate_decision.json`, tags).
 5. `choose_path`: `reject_candidate`, or `approve_deployment` (a human approves in the UI when
    `require_approval`), or straight to `deploy_champion`: smoke test from the registry, move
@@ -42,28 +42,17 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from include.alerting import on_task_failure
-from include.assets import CHAMPION_MODEL, RETRAIN_REQUEST, AssetName
-from include.training import DEFAULT_GRID
-
-
-def _asset(spec: AssetName) -> Asset:
-    return Asset(name=spec.name, uri=spec.uri)
-
-
-def _store():
-    from include.config import get_settings
-    from include.features.store import open_store
-
-    return open_store(get_settings())
+from include.airflow_glue import assets
+from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.connections import feature_store
+from include.training.candidates import DEFAULT_GRID
 
 
 def _run_tags(context) -> dict[str, str]:
     dag_run = context["dag_run"]
-    events = context.get("triggering_asset_events") or {}
-    reasons = [dict(e.extra or {}) for evs in events.values() for e in evs]
+    reasons = assets.triggering_extras(context)
     return {
         "airflow.dag_id": dag_run.dag_id,
         "airflow.run_id": dag_run.run_id,
@@ -77,7 +66,7 @@ def _run_tags(context) -> dict[str, str]:
 
 @dag(
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=_asset(RETRAIN_REQUEST)
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=assets.RETRAIN_REQUEST
     ),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
@@ -138,9 +127,9 @@ def train_model() -> None:
 
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from include.config import get_settings
-        from include.monitor_steps import take_pending_requests
-        from include.train_steps import (
+        from include.core.settings import get_settings
+        from include.monitoring.steps import take_pending_requests
+        from include.training.steps import (
             NotEnoughDataError,
             latest_window_end,
             prepare_training_data,
@@ -158,7 +147,7 @@ def train_model() -> None:
             )
             prepared = prepare_training_data(
                 settings,
-                _store(),
+                feature_store(),
                 end,
                 int(params["window_days"]),
                 int(params["holdout_days"]),
@@ -178,7 +167,7 @@ def train_model() -> None:
     @task
     def plan_candidates(**context) -> list[dict]:
         """The search grid from the Params, each entry checked before any training starts."""
-        from include.training import make_pipeline
+        from include.training.candidates import make_pipeline
 
         grid = list(context["params"]["grid"])
         for spec in grid:
@@ -188,8 +177,8 @@ def train_model() -> None:
     @task(max_active_tis_per_dagrun=2)
     def train_candidate(spec: dict, prepared: dict, **context) -> dict:
         """Fit one candidate, measure it on the holdout, log a child MLflow run."""
-        from include.config import get_settings
-        from include.train_steps import train_candidate
+        from include.core.settings import get_settings
+        from include.training.steps import train_candidate
 
         return train_candidate(
             get_settings(),
@@ -203,18 +192,18 @@ def train_model() -> None:
     @task
     def register_best(candidates: list[dict], prepared: dict) -> dict:
         """Best holdout ROC AUC → registered version with alias `challenger`."""
-        from include.config import get_settings
-        from include.train_steps import register_best
+        from include.core.settings import get_settings
+        from include.training.steps import register_best
 
         return register_best(get_settings(), list(candidates), prepared["parent_run_id"])
 
     @task
     def evaluate_gate(prepared: dict, registered: dict) -> dict:
         """Challenger vs. baseline and champion on the same holdout: the decision and its reasons."""
-        from include.config import get_settings
-        from include.train_steps import evaluate_gate
+        from include.core.settings import get_settings
+        from include.training.steps import evaluate_gate
 
-        return evaluate_gate(get_settings(), _store(), prepared, registered)
+        return evaluate_gate(get_settings(), feature_store(), prepared, registered)
 
     @task.branch
     def choose_path(decision: dict, **context) -> str:
@@ -249,7 +238,7 @@ def train_model() -> None:
     )
     no_approval = EmptyOperator(task_id="no_approval_required")
 
-    @task(trigger_rule="one_success", outlets=[_asset(CHAMPION_MODEL)])
+    @task(trigger_rule="one_success", outlets=[assets.CHAMPION_MODEL])
     def deploy_champion(**context) -> dict:
         """Smoke test, move `champion`, reload serving and verify it; restore on failure.
 
@@ -257,8 +246,8 @@ def train_model() -> None:
         both are), so its inputs are pulled rather than passed."""
         import pandas as pd
 
-        from include.config import get_settings
-        from include.deploy import approver, deploy
+        from include.core.settings import get_settings
+        from include.registry.deploy import approver, deploy
 
         prepared = context["ti"].xcom_pull(task_ids="prepare_training_data")
         decision = context["ti"].xcom_pull(task_ids="evaluate_gate")
@@ -274,11 +263,11 @@ def train_model() -> None:
             "reason": str(context["params"].get("reason") or "gate passed"),
         }
         result = deploy(get_settings(), decision["version"], holdout, record)
-        context["outlet_events"][_asset(CHAMPION_MODEL)].extra = {
-            "version": result["version"],
-            "previous": result["previous"],
-            "by": "train_model",
-        }
+        assets.emit(
+            context,
+            assets.CHAMPION_MODEL,
+            {"version": result["version"], "previous": result["previous"], "by": "train_model"},
+        )
         return result
 
     prepared = prepare_training_data()

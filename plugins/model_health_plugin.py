@@ -4,7 +4,7 @@ It shows what serves and whether it is healthy: the champion (version, since whe
 decision and model card), recent candidates, the last nights' checks with trends, retraining
 requests, quarantined intervals, online-store freshness and the online service's health, with
 links to the model cards, drift reports, Data Docs pages and MLflow. The data comes from
-include/model_health.py (what the pipeline recorded); the HTML from include/model_health_page.py.
+include/oncall/health.py (what the pipeline recorded); the HTML from include/oncall/page.py.
 
 Security: Airflow does not protect plugin routes by itself. Every route here asks Airflow's
 auth manager for the user (the UI's session cookie or a Bearer token), so an anonymous request
@@ -59,13 +59,14 @@ app = FastAPI(title="Model health", docs_url=None, redoc_url=None, openapi_url=N
 
 
 def _settings() -> Any:
-    from include.config import get_settings
+    from include.core.settings import get_settings
 
     return get_settings()
 
 
 def _page_html() -> str:
-    from include import model_health, model_health_page
+    from include.oncall import health as model_health
+    from include.oncall import page as model_health_page
 
     return model_health_page.render(model_health.snapshot(_settings()))
 
@@ -87,7 +88,7 @@ async def page(
 @app.get("/api/health")
 def health(user: User) -> JSONResponse:
     """The page's data as JSON (for scripts and checks)."""
-    from include import model_health
+    from include.oncall import health as model_health
 
     return JSONResponse(model_health.snapshot(_settings()), headers={"Cache-Control": "no-store"})
 
@@ -95,13 +96,13 @@ def health(user: User) -> JSONResponse:
 @app.get("/model-card/{version}", response_class=HTMLResponse)
 def model_card(version: int, user: User) -> HTMLResponse:
     """A registered version's model card, as stored on its MLflow run."""
-    from include import model_card as cards
+    from include.registry import model_card as cards
 
     text = cards.load_html(_settings(), str(version))
     if text is None:
         raise HTTPException(
             404,
-            f"no model card for version {version}: regenerate it with `python -m include.model_card "
+            f"no model card for version {version}: regenerate it with `python -m include.registry.model_card "
             f"publish {version}`",
         )
     return HTMLResponse(text, headers=PAGE_HEADERS)
@@ -110,7 +111,7 @@ def model_card(version: int, user: User) -> HTMLResponse:
 @app.get("/reports/{name}")
 def report(name: str, user: User) -> FileResponse:
     """A nightly drift report (HTML) from the monitoring reports folder."""
-    from include import model_health
+    from include.oncall import health as model_health
 
     path = model_health.report_file(_settings(), name)
     if path is None:
@@ -121,7 +122,7 @@ def report(name: str, user: User) -> FileResponse:
 @app.get("/data-docs/{relative:path}")
 def data_docs(relative: str, user: User) -> FileResponse:
     """A page (or asset) of the Great Expectations Data Docs site."""
-    from include import model_health
+    from include.oncall import health as model_health
 
     path = model_health.data_docs_file(_settings(), relative)
     if path is None:
@@ -131,7 +132,7 @@ def data_docs(relative: str, user: User) -> FileResponse:
 
 def _warm_up() -> None:
     try:
-        from include import model_health
+        from include.oncall import health as model_health
 
         model_health.warm_up()
     except Exception:  # the page still works; its first load just pays the imports

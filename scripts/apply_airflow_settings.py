@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from include.airflow_settings import AirflowSettings, load_settings_file
-from include.config import PROJECT_DIR
+from include.airflow_glue.settings_file import AirflowSettings, load_settings_file
+from include.core.settings import PROJECT_DIR
 
 
 def apply(settings: AirflowSettings) -> list[str]:

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from airflow_api import AirflowAPI
 from demo_model import print_monitoring, run_and_wait, wait_active_training, wait_triggered, wait_up
 
-from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 
 CHAMPION_WINDOW_END = date(2013, 12, 3)  # the champion is trained on the 21 days before
 SCORED_FROM, SCORED_DAYS = date(2013, 12, 2), 9  # intervals whose flights depart Dec 3-11
@@ -33,8 +33,8 @@ def replay_offset_days() -> int:
     """Days between 2013 and the replayed dates (stored in the demo source when it was built)."""
     import sqlalchemy as sa
 
-    from include.config import get_settings
-    from include.demo_source.build import read_replay_info
+    from include.core.settings import get_settings
+    from include.source.demo.build import read_replay_info
 
     engine = sa.create_engine(f"sqlite:///{get_settings().source_db_path}")
     try:
@@ -52,9 +52,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=2400)
     args = parser.parse_args(argv)
 
-    from include import tracking
-    from include.config import get_settings
-    from include.monitor_steps import requests
+    from include.core.settings import get_settings
+    from include.monitoring.steps import requests
+    from include.registry import tracking
 
     settings = get_settings()
     wait_up("MLflow", f"{settings.mlflow_tracking_uri}/health", 180)

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from airflow_api import AirflowAPI
 
-from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 
 MIN_DAYS = 7  # fewer ingested days leave too little to train and hold out
 
@@ -97,7 +97,7 @@ def wait_triggered(api: AirflowAPI, dag_id: str, since: datetime, timeout: float
 
 def print_monitoring(settings: Any) -> None:
     """The latest monitoring report and the last night's checks, from the monitoring tables."""
-    from include.monitor_steps import checks_history
+    from include.monitoring.steps import checks_history
 
     reports = sorted((settings.monitoring_dir / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
     history = checks_history(settings)
@@ -118,9 +118,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=1200)
     args = parser.parse_args(argv)
 
-    from include import tracking
-    from include.config import get_settings
-    from include.deploy import probe_from_lake
+    from include.core.settings import get_settings
+    from include.registry import tracking
+    from include.registry.deploy import probe_from_lake
 
     settings = get_settings()
     wait_up("MLflow", f"{settings.mlflow_tracking_uri}/health", 180)

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from airflow_api import AirflowAPI
 
-from include.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 
 DAG_ID = "ingest_flights"
 FEATURES_DAG_ID = "materialize_features"

@@ -10,7 +10,7 @@ PY=$PROJECT_DIR/.venv/bin/python
 started=$(date +%s)
 
 mkdir -p "$AIRFLOW_HOME/logs"
-PYTHONPATH=$PROJECT_DIR "$PY" -m include.runtime_env "$AIRFLOW_HOME" > "$AIRFLOW_HOME/env.sh"
+PYTHONPATH=$PROJECT_DIR "$PY" -m include.core.runtime_env "$AIRFLOW_HOME" > "$AIRFLOW_HOME/env.sh"
 # shellcheck disable=SC1091
 . "$AIRFLOW_HOME/env.sh"
 mkdir -p "$AIRFLOW_HOME/config"
@@ -20,7 +20,7 @@ if [ ! -s "$AIRFLOW_HOME/passwords.json" ]; then
 fi
 
 echo "==> demo source database"
-"$PY" -m include.demo_source ensure
+"$PY" -m include.source.demo ensure
 
 # start_service <name> <log> <command...>: in its own session (make stop signals the group).
 start_service() {

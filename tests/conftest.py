@@ -13,7 +13,7 @@ import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from include.runtime_env import airflow_env
+from include.core.runtime_env import airflow_env
 
 # A fixed clock: the demo source is built as if on TEST_TODAY, tasks run as if at TEST_NOW.
 TEST_TODAY = date(2026, 11, 23)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from include.dataset import Column, SourceTable
+from include.core.schema import Column, SourceTable
 
 LATE_MINUTES = 15.0
 KNOWN_AT_OFFSET = timedelta(microseconds=1)  # a statistic over [.., end) is known at end - 1 µs

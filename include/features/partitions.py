@@ -2,7 +2,7 @@
 
 `<lake>/features/<feature table>/interval=<start>_<end>/part-0.parquet`, atomic and sorted like
 every partition, so recomputing an interval gives the same bytes. Feast's sources read these
-folders (include/feature_repo/sources.py).
+folders (include/features/feature_repo/sources.py).
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 from include.features.engineering import (
     FEATURE_TABLES,
     LONGEST_WINDOW,
     SCHEDULE_LOOKBACK,
     features_for_interval,
 )
-from include.lake import (
+from include.lake.partitions import (
     PartitionInfo,
     conform,
     interval_key,
@@ -29,6 +28,7 @@ from include.lake import (
     read_partition,
     write_partition,
 )
+from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 
 
 class MissingValidatedPartitionError(RuntimeError):

@@ -24,12 +24,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from include.config import PROJECT_DIR, Settings
+from include.core.settings import PROJECT_DIR, Settings
 from include.features.engineering import EVENT_TIMESTAMP, FEATURE_TABLES
 from include.features.partitions import feature_source_dir
-from include.lake import interval_key, partitions_between, write_text_atomic
+from include.lake.partitions import interval_key, partitions_between, write_text_atomic
 
-FEATURE_REPO_DIR = PROJECT_DIR / "include" / "feature_repo"
+FEATURE_REPO_DIR = PROJECT_DIR / "include" / "features" / "feature_repo"
 FEATURE_SERVICE = "flight_delay_v1"
 ONLINE_STORE_KINDS = ("sqlite", "redis", "postgres")
 
@@ -93,13 +93,13 @@ def open_store(settings: Settings, online_conn: dict[str, Any] | None = None) ->
 
 
 def definitions(lake_root: str) -> list[Any]:
-    """Every Feast object of the repo (include/feature_repo/repo.py lists them), for the lake the
+    """Every Feast object of the repo (include/features/feature_repo/repo.py lists them), for the lake the
     settings name now. The repo's sources read the lake root when imported: when it changed since
     (one process, several data folders: the tests), the repo's modules are imported again, or
     `feast apply` would register the previous lake's paths."""
     import importlib
 
-    from include.feature_repo import feature_services, feature_views, repo, sources
+    from include.features.feature_repo import feature_services, feature_views, repo, sources
 
     if lake_root != sources.LAKE_ROOT:
         for module in (sources, feature_views, feature_services, repo):
@@ -267,3 +267,9 @@ def verify_online(
         )
     log.info("online reads equal the latest offline values for %s", checked)
     return checked
+
+
+def service_views(store: Any, service_name: str) -> dict[str, list[str]]:
+    """Feature names per feature view of a FeatureService."""
+    service = store.get_feature_service(service_name)
+    return {p.name: [f.name for f in p.features] for p in service.feature_view_projections}

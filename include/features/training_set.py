@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
 from include.features.engineering import (
     EVENT_TIMESTAMP,
     FEATURE_TABLES,
@@ -25,7 +24,8 @@ from include.features.engineering import (
     prediction_time,
 )
 from include.features.partitions import read_validated
-from include.lake import file_sha256, partitions_between
+from include.lake.partitions import file_sha256, partitions_between
+from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
 
 LABEL = "late"
 UNKNOWN_KEY = "UNKNOWN"  # join key of flights with no tail number: never matches a feature row

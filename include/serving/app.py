@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from include.config import Settings, get_settings
+from include.core.settings import Settings, get_settings
 
 log = logging.getLogger("airflow_mlops.serving")
 SCHEDULE_DAYS = 3  # flights of the latest 3 validated schedule partitions can be named by id
@@ -48,7 +48,7 @@ class ChampionHolder:
         self._lock = threading.Lock()
 
     def refresh(self) -> LoadedModel | None:
-        from include import tracking
+        from include.registry import tracking
 
         try:
             aliased = tracking.champion(self.settings)
@@ -89,8 +89,8 @@ class FlightIndex:
         self._by_id: dict[int, dict[str, Any]] = {}
 
     def _latest_files(self) -> tuple[str, ...]:
-        from include.dataset import FLIGHT_SCHEDULES
-        from include.lake import partitions_between
+        from include.lake.partitions import partitions_between
+        from include.source.dataset import FLIGHT_SCHEDULES
 
         now = datetime.now(UTC)
         files = partitions_between(
@@ -172,9 +172,9 @@ def create_app(settings: Settings | None = None) -> Any:
 
     from fastapi import FastAPI, HTTPException
 
-    from include.features.store import FEATURE_SERVICE, open_store
+    from include.features.store import FEATURE_SERVICE, open_store, service_views
     from include.serving import prediction_log
-    from include.serving.features import online_values, service_views, single_row_inputs
+    from include.serving.inputs import online_values, single_row_inputs
 
     settings = settings or get_settings()
     holder = ChampionHolder(settings)

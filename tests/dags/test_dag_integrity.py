@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from include.config import PROJECT_DIR
+from include.core.settings import PROJECT_DIR
 
 DAGS_DIR = PROJECT_DIR / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
@@ -150,6 +150,6 @@ PLUGIN_FILES = sorted((PROJECT_DIR / "plugins").glob("*.py"))
 def test_plugins_import_nothing_heavy(plugin_file):
     """Every task process imports the plugins folder: a plugin loads its libraries (and Airflow's
     API security, ~1.5 s and 30 MB) on first request, not at import."""
-    lazy = (*HEAVY_MODULES, "airflow.api_fastapi.core_api.security", "include.model_health")
+    lazy = (*HEAVY_MODULES, "airflow.api_fastapi.core_api.security", "include.oncall.health")
     loaded = modules_loaded_by(plugin_file, lazy)
     assert loaded == [], f"{plugin_file.name} imports {loaded} at module level: import them in its routes"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from include.config import PROJECT_DIR
+from include.core.settings import PROJECT_DIR
 
 RESULTS_DIR = PROJECT_DIR / "test-results"
 SCREENSHOTS: list[Path] = []

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from include.config import PROJECT_DIR, get_settings
+from include.core.settings import PROJECT_DIR, get_settings
 from tests.conftest import TEST_TODAY
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
@@ -31,7 +31,7 @@ def airflow_db() -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     from apply_airflow_settings import apply
 
-    from include.airflow_settings import load_settings_file
+    from include.airflow_glue.settings_file import load_settings_file
 
     applied = apply(load_settings_file(PROJECT_DIR / "airflow_settings.yaml"))
     assert "connection flights_source (sqlite)" in applied
@@ -41,7 +41,7 @@ def airflow_db() -> None:
 def source_db(airflow_db) -> Path:
     import sqlalchemy as sa
 
-    from include.demo_source.build import BuildParams, build_source
+    from include.source.demo.build import BuildParams, build_source
 
     path = get_settings().source_db_path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +64,7 @@ def source_count(db: Path, table: str, start: datetime, end: datetime) -> int:
     """Rows of one interval counted straight from the SQLite source, independently of our code."""
     import sqlite3
 
-    from include.dataset import get_table
+    from include.source.dataset import get_table
 
     spec = get_table(table)
     with sqlite3.connect(db) as conn:
@@ -112,7 +112,7 @@ def source_connection(monkeypatch):
 
 def write_real_days(days: list[datetime]) -> None:
     """Real 2013 days as validated + feature partitions of the session's lake (no ingestion)."""
-    from include.demo_source.build import write_real_days as write
+    from include.source.demo.build import write_real_days as write
 
     write(get_settings().lake_root, days)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.config import get_settings
-from include.dataset import SOURCE_TABLES
-from include.lake import file_sha256, partition_path, read_partition
+from include.core.settings import get_settings
+from include.lake.partitions import file_sha256, partition_path, read_partition
+from include.source.dataset import SOURCE_TABLES
 
 from .conftest import day, source_count
 

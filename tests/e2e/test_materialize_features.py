@@ -8,8 +8,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from include.config import PROJECT_DIR, get_settings
-from include.lake import partition_path
+from include.core.settings import PROJECT_DIR, get_settings
+from include.lake.partitions import partition_path
 
 from .conftest import day
 
@@ -121,7 +121,7 @@ def test_apply_runs_only_when_definitions_change(three_days, features_dag):
 def test_a_day_ingested_late_updates_the_days_after_it(run_interval, features_dag):
     """D and F arrive first; when E arrives, F's statistics (which read E's outcomes) are redone."""
     from include.features.partitions import write_interval_features
-    from include.lake import file_sha256
+    from include.lake.partitions import file_sha256
 
     lake = get_settings().lake_root
     d, e, f = day(2026, 11, 20), day(2026, 11, 21), day(2026, 11, 22)

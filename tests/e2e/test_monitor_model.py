@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from include.config import PROJECT_DIR, get_settings
+from include.core.settings import PROJECT_DIR, get_settings
 from tests.e2e.conftest import online_service, own_model_world, write_real_days
 
 JUNE = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(28)]
@@ -123,7 +123,7 @@ def monitor(dags, first: str, days: int = 1):
 
 
 def checks(day: str, check: str):
-    from include.monitor_steps import checks_history
+    from include.monitoring.steps import checks_history
 
     h = checks_history(get_settings())
     return h[(h["day"] == date.fromisoformat(day)) & (h["check"] == check)]
@@ -134,7 +134,7 @@ def retrain_events() -> list[dict]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from include.assets import RETRAIN_REQUEST
+    from include.core.assets import RETRAIN_REQUEST
 
     with create_session() as session:
         rows = session.scalars(
@@ -146,7 +146,7 @@ def retrain_events() -> list[dict]:
 
 
 def test_june_champion_and_quiet_june_nights(world, dags):
-    from include import tracking
+    from include.registry import tracking
 
     run = dags["train_model"].test(run_conf=FIRST_MODEL)
     assert states(run)["deploy_champion"] == "success", states(run)
@@ -168,8 +168,8 @@ def test_june_champion_and_quiet_june_nights(world, dags):
 
 
 def test_metrics_are_time_series_in_the_table_and_on_mlflow(world, dags):
-    from include import tracking
-    from include.monitor_steps import metrics_history, mlflow_run_for
+    from include.monitoring.steps import metrics_history, mlflow_run_for
+    from include.registry import tracking
 
     m = metrics_history(get_settings(), "1")
     assert {"psi.temp_f", "roc_auc", "rows", "lag_hours"} <= set(m["name"])
@@ -219,8 +219,8 @@ def test_a_pending_request_is_not_repeated(world, dags):
 
 
 def test_train_model_answers_the_request_and_the_gate_decides(world, dags):
-    from include import tracking
-    from include.monitor_steps import requests
+    from include.monitoring.steps import requests
+    from include.registry import tracking
 
     run = dags["train_model"].test(
         run_conf={**FIRST_MODEL, "window_end": None, "window_days": 21, "reason": ""}

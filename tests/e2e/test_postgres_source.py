@@ -14,11 +14,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from include.clock import utc_now
-from include.config import get_settings
-from include.dataset import SOURCE_TABLES
-from include.extract import extract_to_lake
-from include.lake import file_sha256, partition_path, read_partition
+from include.core.clock import utc_now
+from include.core.settings import get_settings
+from include.lake.partitions import file_sha256, partition_path, read_partition
+from include.source.dataset import SOURCE_TABLES
+from include.source.extract import extract_to_lake
 from tests.conftest import TEST_TODAY
 
 from .conftest import day
@@ -44,7 +44,7 @@ def postgres_url():
 
 @pytest.fixture(scope="module")
 def postgres_source(postgres_url, source_db):
-    from include.demo_source.build import BuildParams, build_source
+    from include.source.demo.build import BuildParams, build_source
 
     engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg2://"))
     build_source(engine, BuildParams(anchor=get_settings().replay_anchor, today=TEST_TODAY), months=(10, 11))

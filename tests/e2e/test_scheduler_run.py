@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from include.config import PROJECT_DIR
-from include.dataset import SOURCE_TABLES
-from include.lake import file_sha256, partition_path, read_partition
+from include.core.settings import PROJECT_DIR
+from include.lake.partitions import file_sha256, partition_path, read_partition
+from include.source.dataset import SOURCE_TABLES
 from tests.e2e.browser import chromium_path, screenshot_path
 from tests.e2e.conftest import source_count
 

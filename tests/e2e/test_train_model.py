@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from include.config import PROJECT_DIR, get_settings
+from include.core.settings import PROJECT_DIR, get_settings
 from tests.e2e.conftest import free_port, online_service, own_model_world
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
@@ -63,20 +63,20 @@ def train(dags, **conf):
 
 
 def champion_version() -> str | None:
-    from include import tracking
+    from include.registry import tracking
 
     found = tracking.champion(get_settings())
     return found.version if found else None
 
 
 def version_tags(version: str) -> dict[str, str]:
-    from include import tracking
+    from include.registry import tracking
 
     return dict(tracking.client(get_settings()).get_model_version(get_settings().model_name, version).tags)
 
 
 def test_first_training_deploys_and_serving_follows(world, dags):
-    from include import tracking
+    from include.registry import tracking
 
     run = train(dags, reason="first model")
     s = states(run)
@@ -113,7 +113,7 @@ def test_first_training_deploys_and_serving_follows(world, dags):
     assert info.signature is not None and info.saved_input_example_info is not None
 
     # The champion's model card was rebuilt at deployment, from the registry and the lineage.
-    from include import model_card
+    from include.registry import model_card
 
     page = model_card.load_html(get_settings(), version)
     assert page is not None and f'id="model-version">{version}<' in page
@@ -126,9 +126,9 @@ def test_first_training_deploys_and_serving_follows(world, dags):
 def test_predict_answers_for_a_scheduled_flight_and_refuses_bad_input(world, dags):
     import pandas as pd
 
-    from include.dataset import FLIGHT_SCHEDULES
-    from include.lake import partition_path
+    from include.lake.partitions import partition_path
     from include.serving import prediction_log
+    from include.source.dataset import FLIGHT_SCHEDULES
 
     url, version = world["url"], champion_version()
     last = DAYS[-1]
@@ -173,9 +173,9 @@ def test_predict_answers_for_a_scheduled_flight_and_refuses_bad_input(world, dag
 def test_batch_scoring_writes_one_prediction_per_scheduled_flight(world, dags):
     import pandas as pd
 
-    from include.dataset import FLIGHT_SCHEDULES
-    from include.lake import interval_key, partition_path
+    from include.lake.partitions import interval_key, partition_path
     from include.serving import prediction_log
+    from include.source.dataset import FLIGHT_SCHEDULES
 
     day = DAYS[-2]
     conf = {"interval_start": f"{day:%Y-%m-%d}", "days": 1}
@@ -204,14 +204,14 @@ def test_shuffled_labels_are_rejected_and_champion_unchanged(world, dags):
     s = states(run)
     assert s["reject_candidate"] == "success" and s["deploy_champion"] == "skipped", s
     assert champion_version() == before
-    from include import tracking
+    from include.registry import tracking
 
     rejected = tracking.challenger(get_settings()).version
     tags = version_tags(rejected)
     assert rejected != before and tags["gate.decision"] == "reject"
     assert "absolute_floor" in tags["gate.reasons"] or "beats_baseline" in tags["gate.reasons"]
     assert tags["model_card.event"] == "gate"
-    from include import model_card
+    from include.registry import model_card
 
     assert "<th>decision</th><td>reject</td>" in model_card.load_html(get_settings(), rejected)
 
@@ -234,7 +234,7 @@ def test_failed_serving_check_restores_the_previous_champion(world, dags):
     s = states(run)
     assert s["evaluate_gate"] == "success" and s["deploy_champion"] == "failed", s
     assert champion_version() == before
-    from include import tracking
+    from include.registry import tracking
 
     failed = tracking.challenger(get_settings()).version
     assert version_tags(before).get("champion.restored_after_failed_deploy_of") == failed
@@ -250,7 +250,7 @@ def test_a_failed_smoke_test_leaves_the_champion_alone(world, dags):
     s = states(run)
     assert s["evaluate_gate"] == "success" and s["deploy_champion"] == "failed", s
     assert champion_version() == before
-    from include import tracking
+    from include.registry import tracking
 
     failed = tracking.challenger(get_settings()).version
     assert version_tags(failed)["smoke_test"] == "failed"
@@ -278,6 +278,6 @@ def test_approved_training_deploys_then_rollback_moves_back(world, dags):
     assert version_tags(first)["champion.previous"] == second
     assert version_tags(first)["model_card.event"] == "rollback"
     assert version_tags(second)["model_card.event"] == "replaced"
-    from include import model_card
+    from include.registry import model_card
 
     assert 'class="state retired"' in model_card.load_html(get_settings(), second)

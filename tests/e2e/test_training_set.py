@@ -16,9 +16,15 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from include.config import get_settings
-from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
-from include.lake import conform, parse_interval_key, partitions_between, read_partition, write_partition
+from include.core.settings import get_settings
+from include.lake.partitions import (
+    conform,
+    parse_interval_key,
+    partitions_between,
+    read_partition,
+    write_partition,
+)
+from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 from tests.e2e.conftest import write_real_days
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from include.dataset import SOURCE_TABLES, WEATHER_OBSERVATIONS
-from include.source_db import insert_frame, sa_table
+from include.source.database import insert_frame, sa_table
+from include.source.dataset import SOURCE_TABLES, WEATHER_OBSERVATIONS
 
 
 def utc(*args: int) -> datetime:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from include.airflow_settings import SettingsFileError, load_settings_file, parse_settings
-from include.config import PROJECT_DIR
+from include.airflow_glue.settings_file import SettingsFileError, load_settings_file, parse_settings
+from include.core.settings import PROJECT_DIR
 
 
 def test_project_settings_file_parses_and_expands_the_data_dir():

@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from include.clock import replay_offset, to_original, to_replay, utc_now
+from include.core.clock import replay_offset, to_original, to_replay, utc_now
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from include.demo_source.build import (
+from include.source.demo.build import (
     BUILDER_VERSION,
     SCALE_ID_STRIDE,
     BuildParams,
@@ -83,7 +83,7 @@ def test_rebuild_rules():
 def test_scaled_build_multiplies_traffic_deterministically(tmp_path):
     import sqlalchemy as sa
 
-    from include.demo_source.build import build_source, read_replay_info
+    from include.source.demo.build import build_source, read_replay_info
 
     counts = []
     for scale in (1, 3):

@@ -1,7 +1,7 @@
 import sys
 from datetime import date
 
-from include.config import PROJECT_DIR
+from include.core.settings import PROJECT_DIR
 
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 from demo_state import interval_states, wanted_intervals

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from include.dataset import AIRLINES, WEATHER_OBSERVATIONS
-from include.extract import (
+from include.lake.partitions import read_partition
+from include.source.database import SourceUnavailableError, ensure_reachable
+from include.source.dataset import AIRLINES, WEATHER_OBSERVATIONS
+from include.source.extract import (
     IntervalNotClosedError,
     SourceSchemaError,
     extract_to_lake,
     read_interval,
 )
-from include.lake import read_partition
-from include.source_db import SourceUnavailableError, ensure_reachable
 
 from .conftest import utc, weather_rows
 
@@ -64,7 +64,7 @@ def test_missing_column_fails_with_table_interval_expected_and_found(tmp_path):
     assert "Expected columns: ['carrier', 'name']" in message
     assert "found: ['carrier', 'airline_name']" in message
     assert "2026-11-10T00:00:00+00:00" in message and "2026-11-11T00:00:00+00:00" in message
-    assert "include/dataset.py" in message
+    assert "include/source/dataset.py" in message
 
 
 def test_extra_columns_are_tolerated_with_a_warning(tmp_path, caplog):

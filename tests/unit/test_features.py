@@ -189,7 +189,7 @@ def test_chunks_cover_the_window_without_overlap():
 
 
 def test_online_store_is_one_setting(tmp_path, monkeypatch):
-    from include.config import get_settings
+    from include.core.settings import get_settings
 
     monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path))
     settings = get_settings()
@@ -208,7 +208,7 @@ def test_online_store_is_one_setting(tmp_path, monkeypatch):
 
 def test_a_late_day_brings_the_later_days_that_read_it(tmp_path):
     from include.features.partitions import with_dependents
-    from include.lake import interval_key
+    from include.lake.partitions import interval_key
 
     for d in (5, 6, 20, 40):
         start = utc(2026, 10, 1) + timedelta(days=d)
@@ -229,7 +229,7 @@ def test_catch_up_finds_validated_days_without_current_features(tmp_path):
 
     from include.features.engineering import FEATURE_TABLES
     from include.features.partitions import stale_intervals
-    from include.lake import partition_path
+    from include.lake.partitions import partition_path
 
     days = [(utc(2026, 11, d), utc(2026, 11, d + 1)) for d in (1, 2, 3, 4)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.gate import GateThresholds, ModelEvidence, decide
+from include.training.gate import GateThresholds, ModelEvidence, decide
 
 GOOD = ModelEvidence(0.70, {"carrier=UA": (0.68, 1000), "origin=EWR": (0.69, 900)})
 CHAMPION = ModelEvidence(0.69, {"carrier=UA": (0.67, 1000), "origin=EWR": (0.70, 900)})

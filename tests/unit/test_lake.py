@@ -6,9 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from include import lake
-from include.dataset import WEATHER_OBSERVATIONS
-from include.lake import (
+from include.lake import partitions as lake
+from include.lake.partitions import (
     conform,
     file_sha256,
     interval_key,
@@ -16,6 +15,7 @@ from include.lake import (
     read_partition,
     write_partition,
 )
+from include.source.dataset import WEATHER_OBSERVATIONS
 
 from .conftest import utc, weather_rows
 

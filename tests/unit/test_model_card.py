@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from include import model_card
-from include.config import CHALLENGER, CHAMPION, get_settings
+from include.core.settings import CHALLENGER, CHAMPION, get_settings
+from include.registry import model_card
 
 SHA = "ab" * 32
 SCRIPT = "<script>alert('x')</script>"
@@ -188,7 +188,7 @@ def local_mlflow(tmp_path, monkeypatch):
 def _lake_with_records(settings) -> dict[str, str]:
     """Two validated partitions; the first has GX results (an old failed one, a newer passed one),
     its Data Docs page and a quarantine record; the second has no validation record."""
-    from include.lake import file_sha256
+    from include.lake.partitions import file_sha256
 
     key = "20130601T0000Z_20130602T0000Z"
     paths = []
@@ -230,7 +230,7 @@ def _register_tiny_model(settings, partitions: dict[str, str]) -> tuple[str, str
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from include import tracking
+    from include.registry import tracking
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
@@ -281,7 +281,7 @@ def _register_tiny_model(settings, partitions: dict[str, str]) -> tuple[str, str
 
 
 def test_publish_then_load_html_with_a_real_mlflow(local_mlflow, caplog, capsys):
-    from include import tracking
+    from include.registry import tracking
 
     settings = local_mlflow
     partitions = _lake_with_records(settings)
@@ -327,7 +327,7 @@ def test_publish_then_load_html_with_a_real_mlflow(local_mlflow, caplog, capsys)
         model_card.collect(settings, "99")
     with caplog.at_level(logging.WARNING, logger="airflow.task"):
         assert model_card.publish_or_warn(settings, "99", "deployed") is None
-    assert "python -m include.model_card publish 99" in caplog.text
+    assert "python -m include.registry.model_card publish 99" in caplog.text
     assert model_card.main(["publish", "99"]) == 1
     assert model_card.main(["publish", version]) == 0
     assert f"runs:/{run_id}/{model_card.HTML_ARTIFACT}" in capsys.readouterr().out
@@ -335,7 +335,7 @@ def test_publish_then_load_html_with_a_real_mlflow(local_mlflow, caplog, capsys)
 
 
 def test_a_failing_card_never_undoes_a_verified_deployment(local_mlflow, monkeypatch, caplog):
-    from include import deploy, tracking
+    from include.registry import deploy, tracking
 
     settings = local_mlflow
     version, _ = _register_tiny_model(settings, {})
@@ -350,11 +350,11 @@ def test_a_failing_card_never_undoes_a_verified_deployment(local_mlflow, monkeyp
         result = deploy.move_champion(settings, version, {}, {"deployed_by": "alice"})
     assert result["version"] == version and tracking.champion(settings).version == version
     assert f"version {version} was not updated" in caplog.text and "artifact store unreachable" in caplog.text
-    assert f"python -m include.model_card publish {version}" in caplog.text
+    assert f"python -m include.registry.model_card publish {version}" in caplog.text
 
 
 def test_the_approver_is_named_or_said_to_be_unneeded():
-    from include.deploy import approver
+    from include.registry.deploy import approver
 
     assert approver(False, None) == "not required (require_approval off)"
     assert approver(True, {"responded_by_user": {"id": "7", "name": "dana"}}) == "dana"

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from include import model_health, model_health_page
-from include.config import get_settings
-from include.monitor_steps import record, record_request
-from include.monitoring import CheckResult
+from include.core.settings import get_settings
+from include.monitoring.statistics import CheckResult
+from include.monitoring.steps import record, record_request
+from include.oncall import health as model_health
+from include.oncall import page as model_health_page
 from tests.e2e.conftest import free_port
 
 
@@ -261,6 +262,8 @@ def test_warm_up_loads_what_the_first_page_load_would_wait_for():
     import sys
 
     model_health.warm_up()
-    assert {"mlflow.tracking.request_header.registry", "include.model_card", "include.monitor_steps"} <= set(
-        sys.modules
-    )
+    assert {
+        "mlflow.tracking.request_header.registry",
+        "include.registry.model_card",
+        "include.monitoring.steps",
+    } <= set(sys.modules)

@@ -1,4 +1,4 @@
-"""Monitoring statistics and policy (include/monitoring.py) on small, deterministic samples."""
+"""Monitoring statistics and policy (include/monitoring/statistics.py) on small, deterministic samples."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include import monitoring as m
+from include.monitoring import statistics as m
 
 POLICY = m.MonitoringPolicy()
 
@@ -215,7 +215,7 @@ def test_an_ordinary_day_of_clustered_data_is_not_drift_but_another_season_is():
 
 
 def test_scored_intervals_from_events_or_params():
-    from include.monitor_steps import scored_intervals
+    from include.monitoring.steps import scored_intervals
 
     extras = [{"intervals": ["20131209T0000Z_20131210T0000Z", "20131208T0000Z_20131209T0000Z"]}, {}]
     got = scored_intervals(extras, None, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 import re
 
-from include.config import PROJECT_DIR
+from include.core.settings import PROJECT_DIR
 
 README = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
 CODE = "\n".join(
@@ -59,7 +59,7 @@ def test_every_runbook_entry_is_raised_by_the_code():
 
 
 def test_the_failure_block_says_what_which_data_what_is_safe_and_what_next():
-    from include.failure_summary import KEPT_SAFE, summary_block
+    from include.oncall.failure_block import KEPT_SAFE, summary_block
 
     assert set(KEPT_SAFE) <= project_errors()
     block = summary_block(

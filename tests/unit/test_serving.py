@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from include.features.training_set import fill_missing
 from include.serving import prediction_log
 from include.serving.app import PredictRequest
-from include.serving.features import as_of_times, model_frame, serving_columns
-from include.training import input_columns
+from include.serving.inputs import as_of_times, model_frame
+from include.training.candidates import input_columns, serving_columns
 
 VIEWS = {"route_delay_stats": ["route_flights", "route_late_share"], "origin_weather": ["temp_f"]}
 ROWS = pd.DataFrame(
@@ -98,7 +98,7 @@ def test_a_request_names_a_flight_or_its_keys():
 
 
 def test_the_online_fast_path_builds_what_model_frame_builds():
-    from include.serving.features import single_row_inputs
+    from include.serving.inputs import single_row_inputs
 
     features = pd.DataFrame(
         {"route_flights": [3.0, None], "route_late_share": [0.5, None], "temp_f": [None, 70.0]}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include import training
+from include.training import candidates as training
 
 FEATURES = ["route_late_share", "temp_f", "origin_weather_missing"]
 

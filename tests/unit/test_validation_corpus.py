@@ -12,10 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
-from include.demo_source.build import load_2013
-from include.lake import conform
-from include.validation import (
+from include.lake.partitions import conform
+from include.quality.validation import (
     GxSession,
     PartitionUnreadableError,
     block_message,
@@ -23,6 +21,8 @@ from include.validation import (
     suite_for,
     validate_frame,
 )
+from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
+from include.source.demo.build import load_2013
 
 from .conftest import utc
 
@@ -166,8 +166,8 @@ def test_truncated_parquet_is_unreadable(tmp_path, data):
 def test_release_conserves_every_raw_row(tmp_path, session, data):
     import json
 
-    from include.lake import read_partition
-    from include.validation import release
+    from include.lake.partitions import read_partition
+    from include.quality.validation import release
 
     frame = sched(data)
     frame.loc[[2, 4], "dest"] = "XXX"
@@ -189,7 +189,7 @@ def test_release_conserves_every_raw_row(tmp_path, session, data):
 def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, session, data):
     import json
 
-    from include.validation import release
+    from include.quality.validation import release
 
     frame = sched(data).drop(columns=["dest"])
     raw_path = tmp_path / "raw.parquet"

@@ -1,0 +1,102 @@
+"""Send an alert through the notifiers whose Airflow connection exists; nothing is required.
+
+- `mlops_alerts_smtp` (an SMTP connection; extra {"to": "a@x, b@y", "from_email": ...}): Airflow's
+  SmtpNotifier.
+- `mlops_alerts_slack` (a Slack incoming-webhook connection): the Slack provider's webhook
+  notifier, when apache-airflow-providers-slack is installed.
+The caller always logs the same text as a WARNING block: a notifier is an extra channel, never
+the only one. Airflow is imported inside the function (this module is imported by tasks only).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from include.core.settings import ALERT_SLACK_CONN_ID, ALERT_SMTP_CONN_ID
+
+log = logging.getLogger("airflow.task")
+
+
+def _connection(conn_id: str) -> Any | None:
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # not defined: this channel is off
+        return None
+
+
+def send(subject: str, text: str, context: dict[str, Any]) -> list[str]:
+    """Send `text` to every configured channel; returns the channels used. A failing channel is
+    logged and skipped: an alert must never fail the task that raises it."""
+    sent = []
+    smtp = _connection(ALERT_SMTP_CONN_ID)
+    if smtp is not None:
+        try:
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            extra = smtp.extra_dejson
+            SmtpNotifier(
+                to=[x.strip() for x in str(extra.get("to", "")).split(",") if x.strip()],
+                from_email=extra.get("from_email") or smtp.login or "airflow-mlops@localhost",
+                subject=subject,
+                html_content=f"<pre>{html.escape(text)}</pre>",
+                smtp_conn_id=ALERT_SMTP_CONN_ID,
+            ).notify(context)
+            sent.append(f"smtp:{ALERT_SMTP_CONN_ID}")
+        except Exception:
+            log.exception("could not send the alert through connection %s", ALERT_SMTP_CONN_ID)
+    if _connection(ALERT_SLACK_CONN_ID) is not None:
+        try:
+            from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+            SlackWebhookNotifier(slack_webhook_conn_id=ALERT_SLACK_CONN_ID, text=f"```{text}```").notify(
+                context
+            )
+            sent.append(f"slack:{ALERT_SLACK_CONN_ID}")
+        except ImportError:
+            log.warning(
+                "connection %s exists but apache-airflow-providers-slack is not installed: add it to "
+                "requirements.txt to send alerts to Slack",
+                ALERT_SLACK_CONN_ID,
+            )
+        except Exception:
+            log.exception("could not send the alert through connection %s", ALERT_SLACK_CONN_ID)
+    return sent
+
+
+def on_task_failure(context: dict[str, Any]) -> None:
+    """Every DAG's on_failure_callback: end the failed task's log with the failure block (and send
+    it to the alert connections when they exist). Never raises: it runs after the task failed."""
+    try:
+        from include.oncall.failure_block import summary_block
+
+        ti, dag_run = context.get("ti"), context.get("dag_run")
+        exc = context.get("exception")
+        params = context.get("params") or {}
+        start = getattr(dag_run, "data_interval_start", None)
+        end = getattr(dag_run, "data_interval_end", None)
+        data = [f"interval {start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC"] if start and end else []
+        data += [
+            f"{k} {params[k]}" for k in ("interval_start", "days", "window_end", "version") if params.get(k)
+        ]
+        block = summary_block(
+            dag_id=str(getattr(ti, "dag_id", "?")),
+            task_id=str(getattr(ti, "task_id", "?")),
+            run_id=str(getattr(ti, "run_id", "?")),
+            try_number=int(getattr(ti, "try_number", 0) or 0),
+            data="; ".join(data) or "see the run's Params and triggering asset events",
+            error_type=type(exc).__name__ if exc is not None else "unknown",
+            error_message=str(exc or ""),
+        )
+        # The UI folds what a callback logs into a collapsed section: close it first.
+        log.error("::endgroup::\n%s", block)
+        send(
+            f"[airflow-mlops] failed: {getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}",
+            block,
+            context,
+        )
+    except Exception:
+        log.exception("could not write the failure summary")

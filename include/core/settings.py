@@ -1,0 +1,180 @@
+"""One place for configuration: environment lookups with defaults, connection ids, paths.
+
+Every setting is read from the environment when it is asked for (never at import time),
+so tests and `make run` can point the same code at other folders, clocks or servers.
+Secrets never live here: they belong in Airflow connections (`flights_source`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from include.monitoring.statistics import MonitoringPolicy
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+# Airflow connection ids (defined in airflow_settings.yaml, or AIRFLOW_CONN_* variables).
+FLIGHTS_SOURCE_CONN_ID = "flights_source"
+
+# Airflow pools (also in airflow_settings.yaml).
+SOURCE_DB_POOL = "flights_source_db"
+FEAST_REGISTRY_POOL = "feast_registry"  # one slot: registry writes never run concurrently
+FEAST_ONLINE_CONN_ID = "feast_online_store"  # only read when MLOPS_FEAST_ONLINE_STORE is redis/postgres
+
+# Monitoring alerts go through these connections when they exist (never required).
+ALERT_SMTP_CONN_ID = "mlops_alerts_smtp"  # SMTP server; extra {"to": "oncall@example.com"}
+ALERT_SLACK_CONN_ID = "mlops_alerts_slack"  # Slack incoming webhook (needs the slack provider)
+
+# MLflow model registry: one registered model; aliases say which version does what.
+CHAMPION = "champion"  # the version serving users (batch and online)
+CHALLENGER = "challenger"  # the latest candidate that reached the gate
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Values that differ between a laptop, CI and a production deployment."""
+
+    data_dir: Path
+    """Root of local state: the lake, the demo source database, reports."""
+
+    lake_root: str
+    """Root of the lake (raw / validated / quarantine partitions). A local folder by default;
+    any fsspec/ObjectStoragePath URL (s3://bucket/lake) when you outgrow one machine."""
+
+    clock_now: datetime | None
+    """Fixed 'now' for the replay clock (tests and replays); None means the wall clock."""
+
+    replay_anchor: date
+    """The 2013 date that the day the demo source is built maps onto (shifted by whole weeks)."""
+
+    scale_factor: int
+    """How many copies of the 2013 traffic the demo source holds (load tests)."""
+
+    reporting_lag_hours: float
+    """Delay between a flight landing and its outcome appearing in the source."""
+
+    schedule_lead_hours: float
+    """How long before departure a flight's schedule is published in the source."""
+
+    feast_online_store: str
+    """Feast online store: sqlite (embedded, default) | redis | postgres (connection
+    `feast_online_store`)."""
+
+    feast_chunk_hours: int
+    """Materialization window per Feast call: memory stays flat however long the catch-up."""
+
+    prediction_lead_hours: float
+    """How long before scheduled departure the model predicts (features as of that instant)."""
+
+    mlflow_tracking_uri: str
+    """MLflow tracking + registry: `MLFLOW_TRACKING_URI` (MLflow's own variable, so the CLI, the
+    serving app and the tasks agree). Default: a SQLite file under the data folder; `make run`
+    points it at its MLflow server (http://127.0.0.1:5000); a team server on PostgreSQL works
+    unchanged."""
+
+    model_name: str
+    """Registered model name in MLflow."""
+
+    serving_url: str
+    """Base URL of the online prediction service that deployments reload and verify."""
+
+    prediction_log_url: str
+    """SQLAlchemy URL of the prediction log table (batch and online predictions)."""
+
+    decision_threshold: float
+    """P(late) at or above which a flight is flagged late (precision/recall are measured there)."""
+
+    smoke_max_latency_ms: float
+    """Deployment smoke test: the median single-flight prediction time allowed (ms)."""
+
+    monitoring_url: str
+    """SQLAlchemy URL of the monitoring tables (nightly checks and metrics, retraining requests)."""
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """Local MLflow state (SQLite database, artifacts) when no server is configured."""
+        return self.data_dir / "mlflow"
+
+    @property
+    def mlflow_artifacts_uri(self) -> str:
+        """Where artifacts go when the tracking URI is a local database (never ./mlruns)."""
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def training_sets_dir(self) -> Path:
+        """Train/holdout frames of each train_model run, shared by its mapped candidate tasks."""
+        return self.data_dir / "training_sets"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Nightly drift reports (HTML) and cached training references of the monitored versions."""
+        return self.data_dir / "monitoring"
+
+    @property
+    def monitoring_experiment(self) -> str:
+        """MLflow experiment holding one monitoring run per model version (metrics by night)."""
+        return f"{self.model_name}-monitoring"
+
+    @property
+    def source_db_path(self) -> Path:
+        """Default location of the demo source database (SQLite)."""
+        return self.data_dir / "source" / "flights.db"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """Great Expectations Data Docs site: one page per validated partition, index.html."""
+        return self.data_dir / "data_docs"
+
+    @property
+    def validation_results_dir(self) -> Path:
+        """Great Expectations validation results (JSON) that the Data Docs site is built from."""
+        return self.data_dir / "gx_validation_results"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (cheap; call it where you need it)."""
+    data_dir = Path(_env("MLOPS_DATA_DIR", str(PROJECT_DIR / "data"))).resolve()
+    now_text = _env("MLOPS_CLOCK_NOW", "")
+    clock_now = None
+    if now_text:
+        clock_now = datetime.fromisoformat(now_text.replace("Z", "+00:00"))
+        if clock_now.tzinfo is None:
+            clock_now = clock_now.replace(tzinfo=UTC)
+    return Settings(
+        data_dir=data_dir,
+        lake_root=_env("MLOPS_LAKE_ROOT", str(data_dir / "lake")),
+        clock_now=clock_now,
+        replay_anchor=date.fromisoformat(_env("MLOPS_REPLAY_ANCHOR", "2013-11-01")),
+        scale_factor=int(_env("MLOPS_SCALE_FACTOR", "1")),
+        reporting_lag_hours=float(_env("MLOPS_REPORTING_LAG_HOURS", "6")),
+        schedule_lead_hours=float(_env("MLOPS_SCHEDULE_LEAD_HOURS", "24")),
+        feast_online_store=_env("MLOPS_FEAST_ONLINE_STORE", "sqlite").lower(),
+        feast_chunk_hours=int(_env("MLOPS_FEAST_CHUNK_HOURS", "24")),
+        prediction_lead_hours=float(_env("MLOPS_PREDICTION_LEAD_HOURS", "2")),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"),
+        model_name=_env("MLOPS_MODEL_NAME", "flight_delay"),
+        serving_url=_env("MLOPS_SERVING_URL", "http://127.0.0.1:8000").rstrip("/"),
+        prediction_log_url=_env(
+            "MLOPS_PREDICTION_LOG_URL", f"sqlite:///{data_dir / 'predictions' / 'prediction_log.db'}"
+        ),
+        decision_threshold=float(_env("MLOPS_DECISION_THRESHOLD", "0.4")),
+        smoke_max_latency_ms=float(_env("MLOPS_SMOKE_MAX_LATENCY_MS", "100")),
+        monitoring_url=_env("MLOPS_MONITORING_URL", f"sqlite:///{data_dir / 'monitoring' / 'monitoring.db'}"),
+    )
+
+
+def monitoring_policy() -> MonitoringPolicy:
+    """The monitoring thresholds (include/monitoring/statistics.py), with MLOPS_MONITOR_* overrides."""
+    from include.monitoring.statistics import MonitoringPolicy
+
+    return MonitoringPolicy.from_env(dict(os.environ))

@@ -1,0 +1,2 @@
+"""The lake: interval-keyed partitions, atomic writes, conformed frames.
+Depends on core only."""

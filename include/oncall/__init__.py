@@ -1,0 +1,1 @@
+"""On call: the failure block of every failed task, the Model health data and page."""

@@ -1,0 +1,307 @@
+"""The "Model health" page as HTML: a pure function of `model_health.snapshot()`.
+
+Server-rendered, self-contained (inline CSS and SVG sparklines, no scripts, nothing fetched from
+elsewhere), so it renders the same in the Airflow UI's iframe, in a new tab and in a test.
+Every value from the records is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from typing import Any
+
+from include.monitoring.report import STATUS_COLOURS, fmt
+
+CHECK_LABELS = {
+    "feature_drift": "Feature drift (share of features drifted)",
+    "prediction_drift": "Prediction drift (score distance)",
+    "performance": "Performance (ROC AUC of labelled day)",
+    "slice_performance": "Slices (worst ROC AUC)",
+    "volume": "Volume (flights vs reference)",
+    "freshness": "Online-store freshness (lag, h)",
+}
+DECISION_COLOURS = {"deploy": STATUS_COLOURS["ok"], "reject": STATUS_COLOURS["BREACHED"]}
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px 20px;color:#1c2833}
+h1{font-size:1.35em;margin:0 0 2px}
+h2{font-size:1.08em;margin:22px 0 8px;border-bottom:1px solid #e5e8e8;padding-bottom:3px}
+.muted{color:#707b7c;font-size:.88em}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:12px}
+.card{border:1px solid #d5dbdb;border-radius:8px;padding:10px 14px;min-width:220px;flex:1}
+.card h3{margin:0 0 6px;font-size:.85em;text-transform:uppercase;letter-spacing:.04em;color:#566573}
+.big{font-size:1.9em;font-weight:700}
+.badge{display:inline-block;border-radius:10px;padding:1px 9px;color:#fff;font-size:.85em}
+table{border-collapse:collapse;font-size:.88em;width:100%}
+th,td{border-bottom:1px solid #eaeded;padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f4f6f6}
+.dot{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:2px}
+.errors{background:#fdedec;border:1px solid #f5b7b1;padding:8px 12px;border-radius:6px}
+a{color:#1f618d}
+.reasons{max-width:520px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _badge(text: str | None, colour: str) -> str:
+    return f'<span class="badge" style="background:{colour}">{_e(text or "–")}</span>'
+
+
+def _status_badge(status: str | None) -> str:
+    return _badge(status or "unknown", STATUS_COLOURS.get(status or "", "#7f8c8d"))
+
+
+def _decision_badge(decision: str | None) -> str:
+    return _badge(decision or "not yet gated", DECISION_COLOURS.get(decision or "", "#7f8c8d"))
+
+
+def _head(*names: str) -> str:
+    return "<thead><tr>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead>"
+
+
+def _link(href: str | None, text: str, new_tab: bool = True) -> str:
+    if not href:
+        return ""
+    target = ' target="_blank" rel="noopener"' if new_tab else ""
+    return f'<a href="{_e(href)}"{target}>{_e(text)}</a>'
+
+
+def sparkline(
+    values: list[float | None], threshold: float | None = None, width: int = 140, height: int = 30
+) -> str:
+    """An inline SVG line of `values` (None = a gap), with the threshold dashed."""
+    points = [v for v in values if v is not None and math.isfinite(v)]
+    if not points:
+        return '<span class="muted">no values</span>'
+    lo, hi = min(points), max(points)
+    if threshold is not None and math.isfinite(threshold):
+        lo, hi = min(lo, threshold), max(hi, threshold)
+    span = (hi - lo) or 1.0
+    step = width / max(len(values) - 1, 1)
+    offset = width / 2 if len(values) == 1 else 0.0  # a single night sits in the middle
+
+    def y(v: float) -> float:
+        return round(height - 3 - (v - lo) / span * (height - 6), 1)
+
+    segments, current = [], []
+    for i, v in enumerate(values):
+        if v is None or not math.isfinite(v):
+            if current:
+                segments.append(current)
+            current = []
+            continue
+        current.append(f"{round(offset + i * step, 1)},{y(v)}")
+    if current:
+        segments.append(current)
+    lines = "".join(
+        f'<polyline fill="none" stroke="#1f618d" stroke-width="1.5" points="{" ".join(s)}"/>'
+        if len(s) > 1
+        else f'<circle cx="{s[0].split(",")[0]}" cy="{s[0].split(",")[1]}" r="3" fill="#1f618d"/>'
+        for s in segments
+    )
+    rule = ""
+    if threshold is not None and math.isfinite(threshold):
+        rule = (
+            f'<line x1="0" x2="{width}" y1="{y(threshold)}" y2="{y(threshold)}" '
+            'stroke="#c0392b" stroke-dasharray="3,2" stroke-width="1"/>'
+        )
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="trend">{rule}{lines}</svg>'
+    )
+
+
+def _champion_card(champion: dict[str, Any] | None) -> str:
+    if not champion:
+        return (
+            '<div class="card"><h3>Champion</h3><div class="big" id="champion-version">none</div>'
+            '<p class="muted">No version has the alias champion yet: train_model deploys the first '
+            "one whose gate passes.</p></div>"
+        )
+    card = _link(champion.get("model_card"), "model card") or '<span class="muted">no model card yet</span>'
+    return f"""<div class="card"><h3>Champion</h3>
+<div><span class="big">v<span id="champion-version">{_e(champion["version"])}</span></span>
+ {_decision_badge(champion.get("gate_decision"))}</div>
+<div>since {_e(champion.get("champion_since") or "–")}</div>
+<div class="muted">deployed by {_e(champion.get("deployed_by") or "–")} · approval:
+ {_e(champion.get("approved_by") or "not recorded")} · {_e(champion.get("reason") or "")}</div>
+<div class="muted">previous champion: {_e(champion.get("previous") or "none")}
+ · candidate {_e(champion.get("candidate"))}</div>
+<div class="reasons">gate: {_e(champion.get("gate_reasons") or "–")}</div>
+<div>{card} {_link(champion.get("version_url"), "MLflow version")}
+ {_link(champion.get("run_url"), "MLflow run")}</div>
+</div>"""
+
+
+def _serving_card(serving: dict[str, Any], champion: dict[str, Any] | None) -> str:
+    if not serving.get("reachable"):
+        return f"""<div class="card"><h3>Online service</h3>{_status_badge("BREACHED")} unreachable
+<div class="muted">{_e(serving.get("url"))}: {_e(serving.get("error"))}</div></div>"""
+    ok = serving.get("status") == "ok" and (champion is None or serving.get("matches_champion"))
+    note = "serves the champion" if serving.get("matches_champion") else "does NOT serve the champion"
+    return f"""<div class="card"><h3>Online service</h3>{_status_badge("ok" if ok else "BREACHED")}
+ <span id="serving-version">v{_e(serving.get("version") or "–")}</span> · {_e(note)}
+<div class="muted">{_e(serving.get("url"))} · /health {_e(serving.get("status"))}
+ in {_e(serving.get("latency_ms"))} ms · {_e(serving.get("predictions_logged"))} online predictions logged,
+ {_e(serving.get("prediction_log_errors"))} log errors {_e(serving.get("error") or "")}</div></div>"""
+
+
+def _freshness_card(freshness: dict[str, Any] | None) -> str:
+    if not freshness:
+        return (
+            '<div class="card"><h3>Online-store freshness</h3>'
+            '<span class="muted">not checked yet</span></div>'
+        )
+    lag = freshness.get("lag_hours")
+    return f"""<div class="card"><h3>Online-store freshness</h3>{_status_badge(freshness.get("status"))}
+ lag {fmt(lag)} h (max {fmt(freshness.get("max_hours"))} h)
+<div class="muted">{_e(freshness.get("detail"))}</div>
+<div class="muted">checked {_e(freshness.get("checked_at"))} for {_e(freshness.get("day"))}</div></div>"""
+
+
+def _quarantine_card(quarantine: dict[str, Any]) -> str:
+    waiting = len(quarantine.get("waiting", []))
+    status = "BREACHED" if waiting else "ok"
+    return f"""<div class="card"><h3>Quarantine</h3>{_status_badge(status)}
+ <span id="quarantine-waiting">{waiting}</span> interval(s) waiting for action
+<div class="muted">{_e(quarantine.get("total", 0))} quarantine record(s) in the lake ·
+ {_link(quarantine.get("data_docs_index"), "Data Docs") or "no Data Docs yet"}</div></div>"""
+
+
+def _nights(mon: dict[str, Any]) -> str:
+    checks = mon.get("checks") or {}
+    if not checks:
+        return (
+            f'<p class="muted">{_e(mon.get("note") or "no nightly checks recorded for this version yet")}</p>'
+        )
+    days = sorted(mon.get("days", []))
+    rows = []
+    for name, series in checks.items():
+        by_day = {s["day"]: s for s in series}
+        latest = series[-1]
+        values = [by_day[d]["value"] if d in by_day else None for d in days]
+        dots = "".join(
+            f'<span class="dot" title="{_e(d)}: {_e(by_day[d]["status"])} – {_e(by_day[d]["detail"])}" '
+            f'style="background:{STATUS_COLOURS.get(by_day[d]["status"], "#d5dbdb")}"></span>'
+            if d in by_day
+            else f'<span class="dot" title="{_e(d)}: no record" style="background:#eaeded"></span>'
+            for d in days
+        )
+        rows.append(
+            f"<tr><td>{_e(CHECK_LABELS.get(name, name))}</td>"
+            f"<td>{sparkline(values, latest.get('threshold'))}</td>"
+            f"<td>{dots}</td><td>{_status_badge(latest['status'])}</td>"
+            f"<td>{fmt(latest.get('value'))} / {fmt(latest.get('threshold'))}</td>"
+            f'<td class="reasons">{_e(latest["day"])}: {_e(latest.get("detail"))}</td></tr>'
+        )
+    reports = mon.get("reports") or {}
+    report_links = " · ".join(_link(href, day) for day, href in sorted(reports.items(), reverse=True)[:7])
+    head = _head("check", "trend", "nights", "latest", "value / threshold", "latest detail")
+    return f"""<p class="muted">Version {_e(mon.get("version"))}, departure days {_e(days[0])}
+ to {_e(days[-1])} (oldest left). Dashed red line: threshold.
+ {_link(mon.get("mlflow_run_url"), "Metrics on MLflow")}</p>
+<table>{head}<tbody>{"".join(rows)}</tbody></table>
+<p>Drift reports: {report_links or '<span class="muted">none yet</span>'}</p>"""
+
+
+def _rows_table(
+    items: list[dict[str, Any]], empty: str, head: tuple[str, ...], cells: Callable[[dict[str, Any]], str]
+) -> str:
+    """A table with one row per item (`cells` gives the row's <td>s), or `empty` when there is none."""
+    if not items:
+        return f'<p class="muted">{_e(empty)}</p>'
+    body = "".join(f"<tr>{cells(item)}</tr>" for item in items)
+    return f"<table>{_head(*head)}<tbody>{body}</tbody></table>"
+
+
+def _request_cells(q: dict[str, Any]) -> str:
+    return (
+        f"<td>#{_e(q['id'])}</td><td>{_e(q['created_at'])}</td><td>v{_e(q['version'])}</td>"
+        f'<td>{_e(q["day"])}</td><td class="reasons">{_e("; ".join(q["reasons"]))}</td>'
+        f"<td>{_e(q['status'])}</td><td>{_e(q.get('consumed_by') or '')}</td>"
+    )
+
+
+def _candidate_cells(c: dict[str, Any]) -> str:
+    return (
+        f"<td>v{_e(c['version'])}</td><td>{_e(c['created'])}</td><td>{_e(c.get('candidate'))}</td>"
+        f"<td>{_decision_badge(c.get('gate_decision'))}</td>"
+        f'<td class="reasons">{_e(c.get("gate_reasons") or "")}</td>'
+        f"<td>{_e(', '.join(c.get('aliases') or []))}</td>"
+        f"<td>{_link(c.get('model_card'), 'card')} {_link(c.get('run_url'), 'run')}"
+        f" {_link(c.get('version_url'), 'version')}</td>"
+    )
+
+
+def _quarantine_state(q: dict[str, Any]) -> str:
+    if q.get("waiting"):
+        return "<b>waiting for action</b>"
+    if q.get("forced_reason"):
+        return _e(f"published by override: {q['forced_reason']}")
+    return "rows set aside, the rest published"
+
+
+def _quarantine_cells(q: dict[str, Any]) -> str:
+    return (
+        f"<td>{_e(q['table'])}</td><td>{_e(q['interval'])}</td><td>{_e(q.get('decision'))}</td>"
+        f"<td>{_e(q.get('quarantined_rows'))} of {_e(q.get('rows'))}</td>"
+        f"<td>{_e(', '.join(q.get('failed') or []))}</td><td>{_quarantine_state(q)}</td>"
+        f"<td>{_link(q.get('data_docs'), 'Data Docs')}</td>"
+    )
+
+
+def _requests(mon: dict[str, Any]) -> str:
+    head = ("request", "created", "version", "day", "reasons", "status", "taken by train_model run")
+    return _rows_table(mon.get("requests") or [], "No retraining request so far.", head, _request_cells)
+
+
+def _candidates(candidates: list[dict[str, Any]]) -> str:
+    head = ("version", "registered", "candidate", "gate", "reasons", "aliases", "links")
+    return _rows_table(candidates, "No registered version yet.", head, _candidate_cells)
+
+
+def _quarantine_table(quarantine: dict[str, Any]) -> str:
+    recent = quarantine.get("recent") or []
+    head = ("table", "interval", "decision", "rows quarantined", "failed checks", "state", "validation")
+    table = _rows_table(recent, "Nothing quarantined.", head, _quarantine_cells)
+    if not recent:
+        return table
+    return (
+        table + '<p class="muted">Waiting for action: fix the source and clear the validate task, or '
+        "publish with a reason (Params of ingest_flights); README, On call, PartitionQuarantinedError.</p>"
+    )
+
+
+def render(snap: dict[str, Any]) -> str:
+    """The whole page."""
+    champion = snap.get("champion")
+    errors = snap.get("errors") or []
+    error_box = ""
+    if errors:
+        items = "".join(f"<li>{_e(e)}</li>" for e in errors)
+        error_box = f'<div class="errors"><b>Could not read:</b><ul>{items}</ul></div>'
+    mon = snap.get("monitoring") or {}
+    mlflow = (
+        _link(snap.get("model_url"), "MLflow registry") or '<span class="muted">MLflow: local database</span>'
+    )
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Model health · {_e(snap.get("model_name"))}</title><style>{CSS}</style></head><body>
+<h1>Model health · {_e(snap.get("model_name"))}</h1>
+<div class="muted">Recorded state as of {_e(snap.get("generated_at"))}
+ (read in {_e(snap.get("elapsed_ms"))} ms) ·
+ {_link("/", "Airflow", new_tab=False)} · {mlflow} ·
+ {_link("/dags/monitor_model", "monitor_model runs", new_tab=False)} ·
+ {_link("/dags/train_model", "train_model runs", new_tab=False)} · runbook: README, On call</div>
+{error_box}
+<div class="cards">{_champion_card(champion)}{_serving_card(snap.get("serving") or {}, champion)}
+{_freshness_card(mon.get("freshness"))}{_quarantine_card(snap.get("quarantine") or {})}</div>
+<h2>Last nights (the champion)</h2>{_nights(mon)}
+<h2>Retraining requests</h2>{_requests(mon)}
+<h2>Recent candidates</h2>{_candidates(snap.get("candidates") or [])}
+<h2>Quarantined intervals</h2>{_quarantine_table(snap.get("quarantine") or {})}
+</body></html>"""

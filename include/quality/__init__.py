@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites, validation, publish / split / quarantine."""

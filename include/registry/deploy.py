@@ -1,0 +1,259 @@
+"""Deployment and rollback of the `champion` alias, verified on the serving surface.
+
+deploy(): smoke-test the registered version (load it from the registry, score a fixed sample,
+check the range and the single-flight latency) -> move `champion` (the previous version is
+remembered on the new one's tags) -> the online service reloads -> it must report the new
+version and answer a prediction with it. Any failure after the move puts `champion` back where
+it was (or removes it if there was none), reloads the service and raises DeploymentError saying
+so. rollback() moves `champion` to a named earlier version the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from typing import Any
+
+import pandas as pd
+
+from include.core.settings import CHAMPION, Settings
+from include.registry import model_card, tracking
+
+log = logging.getLogger("airflow.task")
+SMOKE_ROWS = 50
+
+
+class DeploymentError(RuntimeError):
+    """A deployment or rollback did not complete; the message says what `champion` is now."""
+
+
+def smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float) -> dict[str, Any]:
+    """Score `sample`: every score a probability, a single-flight call within bounds (one thread,
+    as the service runs).
+
+    The median of 20 single-flight calls is compared, not the slowest: one call can stall for a
+    second on a busy 2-core machine, which says nothing about the model."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _smoke_test(model, sample, columns, max_latency_ms)
+
+
+def _smoke_test(
+    model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float
+) -> dict[str, Any]:
+    scores = model.predict_proba(sample[columns])[:, 1]
+    problems = []
+    if len(scores) != len(sample):
+        problems.append(f"{len(scores)} scores for {len(sample)} rows")
+    bad = [float(s) for s in scores if not (math.isfinite(float(s)) and 0.0 <= float(s) <= 1.0)]
+    if bad:
+        problems.append(f"{len(bad)} scores outside [0, 1] (e.g. {bad[:3]})")
+    model.predict_proba(sample[columns].iloc[[0]])  # warm-up
+    times = []
+    for i in range(min(20, len(sample))):
+        started = time.perf_counter()
+        model.predict_proba(sample[columns].iloc[[i]])
+        times.append((time.perf_counter() - started) * 1000)
+    typical = statistics.median(times) if times else 0.0
+    if typical > max_latency_ms:
+        problems.append(f"single-flight prediction takes {typical:.1f} ms (median) > {max_latency_ms:.1f} ms")
+    return {
+        "passed": not problems,
+        "problems": problems,
+        "rows": len(sample),
+        "score_min": float(scores.min()),
+        "score_max": float(scores.max()),
+        "median_ms": typical,
+        "slowest_ms": max(times) if times else 0.0,
+    }
+
+
+def serving_reload(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
+    """Ask the online service to re-read `champion`; returns what it now serves."""
+    import httpx
+
+    response = httpx.post(f"{settings.serving_url}/reload", timeout=timeout)
+    response.raise_for_status()
+    return response.json()
+
+
+def serving_check(settings: Settings, version: str, probe: dict[str, Any]) -> dict[str, Any]:
+    """The service reports `version` and scores a probe request with it."""
+    import httpx
+
+    served = httpx.get(f"{settings.serving_url}/version", timeout=10).json().get("version")
+    if str(served) != str(version):
+        raise DeploymentError(f"the online service serves version {served}, expected {version}")
+    answer = httpx.post(f"{settings.serving_url}/predict", json=probe, timeout=10)
+    if answer.status_code != 200:
+        raise DeploymentError(
+            f"the online service answered {answer.status_code} to a probe: {answer.text[:300]}"
+        )
+    body = answer.json()
+    if str(body.get("model_version")) != str(version) or not 0.0 <= float(body.get("score", -1)) <= 1.0:
+        raise DeploymentError(f"the online service's probe answer is wrong: {body}")
+    return body
+
+
+def _restore(settings: Settings, previous: tracking.AliasedVersion | None, failed: str) -> str:
+    client = tracking.client(settings)
+    if previous is None:
+        client.delete_registered_model_alias(settings.model_name, CHAMPION)
+        state = "no version has the alias champion (as before)"
+    else:
+        tracking.set_alias(settings, CHAMPION, previous.version, restored_after_failed_deploy_of=failed)
+        state = f"champion is version {previous.version} again"
+    try:
+        serving_reload(settings)
+    except Exception as exc:  # the service polls the alias too; say so
+        state += f"; the online service could not be reloaded now ({exc}) and will follow within its poll"
+    return state
+
+
+def approver(require_approval: bool, approval: dict[str, Any] | None) -> str:
+    """Who approved a deployment, for the champion's tags and its model card.
+
+    `approval` is what approve_deployment returned (its responder), None when it did not run or
+    was marked success by hand."""
+    if not require_approval:
+        return "not required (require_approval off)"
+    user = (approval or {}).get("responded_by_user") or {}
+    name = user.get("name") or user.get("id") if isinstance(user, dict) else user
+    return str(name) if name else "approved (responder not recorded)"
+
+
+def move_champion(
+    settings: Settings,
+    version: str,
+    probe: dict[str, Any],
+    record: dict[str, str],
+    event: str = "deployed",
+) -> dict[str, Any]:
+    """Point `champion` at `version`, make serving load it and verify; restore on any failure.
+
+    Once verified, the model cards of the new champion (`event`: deployed or rollback) and of the
+    one it replaced are rebuilt; a card that fails to build is logged, never undoes the move."""
+    previous = tracking.champion(settings)
+    previous_version = previous.version if previous else "none"
+    tracking.set_alias(settings, CHAMPION, version, previous=previous_version, **record)
+    try:
+        reloaded = serving_reload(settings)
+        answer = serving_check(settings, version, probe)
+    except Exception as exc:
+        state = _restore(settings, previous, version)
+        raise DeploymentError(
+            f"moving champion to {settings.model_name} version {version} failed on the serving surface "
+            f"({settings.serving_url}): {exc}. {state}. Check the service (make run starts it; "
+            "README 'On call' > DeploymentError), then clear the task."
+        ) from exc
+    log.info(
+        "champion: version %s -> %s; the online service serves %s (probe score %.3f)",
+        previous_version,
+        version,
+        reloaded.get("version"),
+        answer["score"],
+    )
+    model_card.publish_or_warn(settings, version, event)
+    if previous is not None and previous.version != version:
+        model_card.publish_or_warn(settings, previous.version, "replaced")
+    return {"version": version, "previous": previous_version, "probe": answer}
+
+
+def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[str, str]) -> dict[str, Any]:
+    """Smoke-test `version` from the registry, then move `champion` to it (verified, or restored)."""
+    model = tracking.load_model(settings, version)
+    columns = tracking.model_input_columns(settings, version)
+    smoke = smoke_test(model, sample.head(SMOKE_ROWS), columns, settings.smoke_max_latency_ms)
+    client = tracking.client(settings)
+    client.set_model_version_tag(
+        settings.model_name, version, "smoke_test", "passed" if smoke["passed"] else "failed"
+    )
+    if not smoke["passed"]:
+        current = tracking.champion(settings)
+        raise DeploymentError(
+            f"smoke test of {settings.model_name} version {version} failed: {'; '.join(smoke['problems'])}. "
+            f"champion unchanged ({current.version if current else 'none'}). "
+            "README 'On call' > DeploymentError."
+        )
+    log.info(
+        "smoke test of version %s passed: %d rows, scores %.3f..%.3f, single flight %.1f ms (median)",
+        version,
+        smoke["rows"],
+        smoke["score_min"],
+        smoke["score_max"],
+        smoke["median_ms"],
+    )
+    first = sample.iloc[0]
+    probe = {
+        "flight_id": int(first["flight_id"]),
+        "tailnum": str(first["tailnum"]),
+        "carrier": str(first["carrier"]),
+        "origin": str(first["origin"]),
+        "dest": str(first["dest"]),
+        "scheduled_departure": pd.Timestamp(first["scheduled_departure"]).isoformat(),
+    }
+    return {"smoke": smoke, **move_champion(settings, version, probe, record)}
+
+
+def probe_from_lake(settings: Settings) -> dict[str, Any]:
+    """A probe request for the serving check: the first flight of the latest validated schedules."""
+    from datetime import UTC, datetime, timedelta
+
+    from include.lake.partitions import partitions_between
+    from include.source.dataset import FLIGHT_SCHEDULES
+
+    files = partitions_between(
+        settings.lake_root,
+        "validated",
+        FLIGHT_SCHEDULES.name,
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime.now(UTC) + timedelta(days=3650),
+    )
+    for path in sorted(files, reverse=True):
+        frame = pd.read_parquet(path)
+        if len(frame):
+            first = frame.sort_values("flight_id").iloc[0]
+            return {
+                "flight_id": int(first["flight_id"]),
+                "tailnum": None if pd.isna(first["tailnum"]) else str(first["tailnum"]),
+                "carrier": str(first["carrier"]),
+                "origin": str(first["origin"]),
+                "dest": str(first["dest"]),
+                "scheduled_departure": pd.Timestamp(first["scheduled_departure"]).isoformat(),
+            }
+    raise DeploymentError(
+        f"no validated flight_schedules under {settings.lake_root} to probe the service with"
+    )
+
+
+def rollback(settings: Settings, version: str, record: dict[str, str]) -> dict[str, Any]:
+    """Move `champion` to an earlier registered `version`, verified on the serving surface."""
+    from mlflow.exceptions import MlflowException
+
+    client = tracking.client(settings)
+    try:
+        client.get_model_version(settings.model_name, version)
+    except MlflowException as exc:
+        raise ValueError(
+            f"no version {version} of {settings.model_name} in the MLflow registry; "
+            "choose one from MLflow's Models page"
+        ) from exc
+    current = tracking.champion(settings)
+    probe = probe_from_lake(settings)
+    if current is not None and current.version == version:  # a retry, or nothing to do: verify only
+        serving_reload(settings)
+        serving_check(settings, version, probe)
+        log.warning("version %s already is the champion; the online service serves it", version)
+        return {"version": version, "previous": version, "probe": None}
+    result = move_champion(settings, version, probe, record, event="rollback")
+    log.warning(
+        "ROLLBACK: champion %s -> %s by %s: %s",
+        result["previous"],
+        version,
+        record.get("rolled_back_by"),
+        record.get("reason"),
+    )
+    return result

@@ -25,9 +25,7 @@ from datetime import UTC, datetime
 
 from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 from include.core.settings import PROJECT_DIR
-
-sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-from airflow_api import AirflowAPI  # scripts/ is not a package
+from scripts.airflow_api import AirflowAPI
 
 RESULTS = PROJECT_DIR / "benchmarks" / "results" / "model_health.json"
 

@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from airflow_api import AirflowAPI
+from scripts.airflow_api import AirflowAPI
 
 from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
 

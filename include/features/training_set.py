@@ -18,7 +18,6 @@ import pandas as pd
 
 from include.features.engineering import (
     EVENT_TIMESTAMP,
-    FEATURE_TABLES,
     calendar_features,
     is_late,
     prediction_time,
@@ -56,11 +55,6 @@ def entity_rows(schedules: pd.DataFrame, outcomes: pd.DataFrame, lead: timedelta
     rows[EVENT_TIMESTAMP] = prediction_time(rows["scheduled_departure"], lead)
     rows[LABEL] = is_late(labelled).astype("int64").to_numpy()
     return rows.sort_values([EVENT_TIMESTAMP, "flight_id"], kind="mergesort").reset_index(drop=True)
-
-
-def view_features() -> dict[str, list[str]]:
-    """Feature names per feature view (the views' tables, minus keys)."""
-    return {name: [c for c in t.column_names if c not in t.key] for name, t in FEATURE_TABLES.items()}
 
 
 def fill_missing(frame: pd.DataFrame, views: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:

@@ -16,7 +16,6 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,11 +25,9 @@ import pytest
 from include.core.settings import PROJECT_DIR
 from include.lake.partitions import file_sha256, partition_path, read_partition
 from include.source.dataset import SOURCE_TABLES
+from scripts.airflow_api import AirflowAPI
 from tests.e2e.browser import chromium_path, screenshot_path
 from tests.e2e.conftest import source_count
-
-sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-from airflow_api import AirflowAPI
 
 # make run's own default: with fewer days the first model's holdout is small enough for the gate's
 # slice floors to reject it on some replayed weeks (7 days did), and the page test needs a champion.

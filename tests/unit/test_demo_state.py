@@ -1,10 +1,6 @@
-import sys
 from datetime import date
 
-from include.core.settings import PROJECT_DIR
-
-sys.path.insert(0, str(PROJECT_DIR / "scripts"))
-from demo_state import interval_states, wanted_intervals
+from scripts.demo_state import interval_states, wanted_intervals
 
 
 def test_wanted_intervals_are_the_last_complete_days():

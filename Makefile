@@ -48,9 +48,10 @@ stop: ## stop Airflow (make run's and make demo-drift's); leaves no process of t
 test: venv lint ## every test (what CI runs): lint, DAG integrity, unit, end to end
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests $(PYTEST_ARGS)
 
-lint: venv ## ruff lint and format check
+lint: venv ## ruff (with Airflow's AIR rules), format check, mypy on include/, dags/, plugins/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/mypy
 
 format: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -122,15 +122,15 @@ def use_temporary_data_dir(prefix: str) -> Path:
 
 def build_lake(first: datetime, last: datetime) -> tuple[Any, Any, dict[str, Any]]:
     """Real 2013 days first..last (inclusive) as validated + feature partitions
-    (include/source/demo/build.py), and the Feast store applied on them."""
+    (tests/fixtures.py), and the Feast store applied on them."""
     from include.core.settings import get_settings
     from include.features.store import apply_if_changed, open_store
-    from include.source.demo.build import write_real_days
+    from tests.fixtures import write_real_days
 
     settings = get_settings()
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     t0 = time.perf_counter()
-    write_real_days(settings.lake_root, days)
+    write_real_days(days, settings.lake_root)
     write_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     store = open_store(settings)
@@ -170,8 +170,8 @@ def fit_reference(
     scores and ROC AUC, and the monitoring reference of the window."""
     from threadpoolctl import threadpool_limits
 
-    from include.monitoring import statistics as monitoring
     from include.training import candidates as training
+    from include.training import reference as monitoring
 
     split = training.time_split(frame, "scheduled_departure", holdout_days)
     columns = training.input_columns(feature_columns)
@@ -191,7 +191,7 @@ def reference_folder(settings: Any, version: str) -> Path:
 
 def place_reference(settings: Any, version: str, reference: Reference) -> Path:
     """The reference and its meta, as load_reference downloads them; nothing else in the folder."""
-    from include.monitoring.steps import REFERENCE_FILE, REFERENCE_META
+    from include.training.reference import REFERENCE_FILE, REFERENCE_META
 
     folder = reference_folder(settings, version)
     shutil.rmtree(folder, ignore_errors=True)
@@ -278,8 +278,8 @@ def child_check_night(day_iso: str) -> dict[str, Any]:
     import_check_night_modules()  # some are imported on first use inside check_night: not its time
     from include.core.settings import get_settings
     from include.monitoring import statistics as monitoring
-    from include.monitoring.statistics import MonitoringPolicy
-    from include.monitoring.statistics import steps as monitor_steps
+    from include.monitoring import steps as monitor_steps
+    from include.monitoring.policy import MonitoringPolicy
     from include.serving import prediction_log
 
     import_s = time.perf_counter() - began
@@ -362,7 +362,7 @@ def run_child(*args: str) -> dict[str, Any]:
 def clear_cache(settings: Any) -> None:
     """Leave only the reference and its meta in the version's folder (monitor_steps caches the
     yardstick there on a version's first night)."""
-    from include.monitoring.steps import REFERENCE_FILE, REFERENCE_META
+    from include.training.reference import REFERENCE_FILE, REFERENCE_META
 
     for path in reference_folder(settings, VERSION).iterdir():
         if path.name not in (REFERENCE_FILE, REFERENCE_META):
@@ -398,7 +398,7 @@ def main() -> int:
 
     from include.core.settings import PROJECT_DIR
     from include.lake.partitions import interval_key
-    from include.monitoring.statistics import steps as monitor_steps
+    from include.monitoring import steps as monitor_steps
     from include.registry import tracking
 
     results: dict[str, Any] = {

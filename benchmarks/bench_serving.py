@@ -115,17 +115,6 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     }
 
 
-# --- data -----------------------------------------------------------------------------------------
-
-
-def write_real_days(days: list[datetime]) -> None:
-    """Real 2013 days as validated + feature partitions (include/source/demo/build.py)."""
-    from include.core.settings import get_settings
-    from include.source.demo.build import write_real_days as write
-
-    write(get_settings().lake_root, days)
-
-
 # --- 1. training time by rows ---------------------------------------------------------------------
 
 
@@ -188,7 +177,7 @@ def train_champion(settings, store) -> dict[str, Any]:
     from include.core.settings import CHAMPION
     from include.registry import tracking
     from include.training import candidates as training
-    from include.training.candidates import steps as train_steps
+    from include.training import steps as train_steps
 
     spec = [s for s in training.DEFAULT_GRID if s["model"] == "hist_gradient_boosting"][-1]
     t0 = time.perf_counter()
@@ -433,7 +422,7 @@ def print_run(name: str, r: dict[str, Any]) -> None:
 
 
 def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
-    """The steps of POST /predict in this process, as include/serving/app.py's predict() runs them
+    """The steps of POST /predict in this process, as include/serving/online.py runs them
     (one thread, the feature service looked up once, one flight's inputs built as a dict), then two
     references off the request path: predict_proba with the default OpenMP threads, and the
     pandas frame of the batch path (`online_frame`, with its feature-service lookup per call)."""
@@ -444,7 +433,7 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
     from include.features.store import FEATURE_SERVICE, open_store, service_views
     from include.registry import tracking
     from include.serving import prediction_log
-    from include.serving.app import FlightIndex
+    from include.serving.flight_index import FlightIndex
     from include.serving.inputs import online_frame, online_values, single_row_inputs
 
     store = open_store(settings)
@@ -631,6 +620,7 @@ def main() -> int:
     from include.lake.partitions import partition_path
     from include.registry import tracking
     from include.source.dataset import FLIGHT_SCHEDULES
+    from tests.fixtures import write_real_days
 
     results: dict[str, Any] = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -22,9 +22,12 @@ import pandas as pd
 
 from include.core.settings import PROJECT_DIR
 from include.lake.partitions import arrow_schema, conform
-from include.quality.validation import GxSession, suite_for, validate_frame
+from include.quality.gx_session import GxSession
+from include.quality.suites import suite_for
+from include.quality.validation import validate_frame
 from include.source.dataset import FLIGHT_SCHEDULES
-from include.source.demo.build import load_2013, scaled_copy
+from include.source.demo.build import scaled_copy
+from include.source.demo.frames_2013 import load_2013
 
 START, END = datetime(2013, 7, 1, tzinfo=UTC), datetime(2013, 7, 2, tzinfo=UTC)
 

@@ -118,7 +118,7 @@ def evaluate_day(
     """score_flights + check_night + the day's labelled performance, as production runs them."""
     from include.lake.partitions import interval_key
     from include.monitoring import statistics as monitoring
-    from include.monitoring.statistics import steps as monitor_steps
+    from include.monitoring import steps as monitor_steps
     from include.training import candidates as training
     from include.training.candidates import CATEGORICAL
 
@@ -240,7 +240,7 @@ def measure(settings: Any, store: Any, policy: Any) -> tuple[dict[str, list[dict
 
 def alerts(flags: list[bool | None], consecutive: int) -> list[bool]:
     """Alerting days: breached on this and the `consecutive - 1` days before (None breaks a run)."""
-    from include.monitoring.statistics import trailing_breaches
+    from include.monitoring.policy import trailing_breaches
 
     return [trailing_breaches(flags[: i + 1]) >= consecutive for i in range(len(flags))]
 
@@ -596,7 +596,7 @@ def main() -> int:
     data_dir = use_temporary_data_dir("drift-calibration-")
 
     from include.core.settings import PROJECT_DIR
-    from include.monitoring.statistics import MonitoringPolicy
+    from include.monitoring.policy import MonitoringPolicy
     from include.registry import tracking
 
     policy = MonitoringPolicy()

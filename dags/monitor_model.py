@@ -1,10 +1,13 @@
+# TaskFlow wiring passes a task's output (an XComArg) where the next task declares the value it
+# receives; mypy cannot see through the decorator, so only that check is off in this file.
+# mypy: disable-error-code="arg-type"
 """
 ### monitor_model: drift, label-delayed performance, freshness → report → alert / retraining request
 
 **When it runs.** Whenever `flight_predictions` is emitted (score_flights scored a day), i.e.
 nightly after scoring; by hand with Params `interval_start` and `days` (scored intervals).
 
-**What it does** (for the model version that scored the night; thresholds: `include/monitoring/statistics.py`
+**What it does** (for the model version that scored the night; thresholds: `include/monitoring/policy.py`
 MonitoringPolicy, overridable with `MLOPS_MONITOR_<SETTING>`):
 1. `check_drift`: each feature of the night's served flights (the prediction log) against the
    version's training reference (Wasserstein distance in reference std for numbers,
@@ -42,6 +45,14 @@ from airflow.sdk import Param, dag, task
 
 from include.airflow_glue import assets
 from include.airflow_glue.alerting import on_task_failure
+from include.monitoring.contracts import (
+    AlertDecision,
+    CheckRecord,
+    DayPerformance,
+    NightSummary,
+    ReportResult,
+    RetrainRequestExtra,
+)
 
 
 @dag(
@@ -72,37 +83,37 @@ from include.airflow_glue.alerting import on_task_failure
 )
 def monitor_model() -> None:
     @task
-    def check_drift(**context) -> list[dict]:
+    def check_drift(**context) -> list[NightSummary]:
         """Feature drift, prediction drift and volume of each scored interval (oldest first)."""
-        from include.core.settings import get_settings, monitoring_policy
-        from include.monitoring.steps import check_night, scored_intervals
+        from include.core.settings import get_settings
+        from include.monitoring.policy import monitoring_policy
+        from include.monitoring.steps import check_drift
 
-        extras = assets.triggering_extras(context)
         params = context["params"]
-        intervals = scored_intervals(extras, params.get("interval_start"), int(params.get("days") or 1))
-        if not intervals:
-            raise ValueError(
-                "nothing to monitor: no triggering flight_predictions event and no Params interval_start"
-            )
-        settings, policy = get_settings(), monitoring_policy()
-        return [check_night(settings, s, e, context["run_id"], policy) for s, e in intervals]
+        return check_drift(
+            get_settings(),
+            assets.triggering_extras(context),
+            params.get("interval_start"),
+            int(params.get("days") or 1),
+            context["run_id"],
+            monitoring_policy(),
+        )
 
     @task
-    def evaluate_performance(nights: list[dict], **context) -> list[dict]:
+    def evaluate_performance(nights: list[NightSummary], **context) -> list[DayPerformance]:
         """Every scored day whose labels are now complete; days still waiting are recorded as such."""
-        from datetime import date
+        from include.core.settings import get_settings
+        from include.monitoring.policy import monitoring_policy
+        from include.monitoring.steps import evaluate_after
 
-        from include.core.settings import get_settings, monitoring_policy
-        from include.monitoring.steps import evaluate_performance
-
-        until = max(date.fromisoformat(n["day"]) for n in nights)
-        return evaluate_performance(get_settings(), until, context["run_id"], monitoring_policy())
+        return evaluate_after(get_settings(), nights, context["run_id"], monitoring_policy())
 
     @task
-    def check_freshness(nights: list[dict], **context) -> dict:
+    def check_freshness(nights: list[NightSummary], **context) -> CheckRecord:
         """The online store holds features up to the end of the latest monitored interval."""
         from include.airflow_glue.connections import feature_store
-        from include.core.settings import get_settings, monitoring_policy
+        from include.core.settings import get_settings
+        from include.monitoring.policy import monitoring_policy
         from include.monitoring.steps import check_freshness
 
         settings = get_settings()
@@ -111,73 +122,47 @@ def monitor_model() -> None:
         )
 
     @task
-    def build_report(nights: list[dict], performance: list[dict], freshness: dict) -> dict:
+    def build_report(
+        nights: list[NightSummary], performance: list[DayPerformance], freshness: CheckRecord
+    ) -> ReportResult:
         """HTML report of the latest night; the nights' numbers as MLflow metric histories."""
-        import logging
-
-        from include.core.settings import get_settings, monitoring_policy
+        from include.core.settings import get_settings
+        from include.monitoring.policy import monitoring_policy
         from include.monitoring.steps import build_report
 
-        report = build_report(get_settings(), nights, performance, freshness, monitoring_policy())
-        logging.getLogger("airflow.task").info(
-            "monitoring report: %s (MLflow run %s)", report["report"], report["mlflow_run_id"]
-        )
-        return report
+        return build_report(get_settings(), nights, performance, freshness, monitoring_policy())
 
     @task
-    def apply_policy(report: dict, **context) -> dict:
+    def apply_policy(report: ReportResult, **context) -> AlertDecision:
         """Alerts for checks breached several nights in a row; whether to request retraining."""
         import logging
-        from datetime import date
 
         from include.airflow_glue import alerting
-        from include.core.settings import get_settings, monitoring_policy
-        from include.monitoring.steps import alert_block, apply_policy
+        from include.core.settings import get_settings
+        from include.monitoring.policy import monitoring_policy
+        from include.monitoring.steps import alert_notice, apply_policy
 
         settings = get_settings()
-        decision = apply_policy(
-            settings, report["model_version"], date.fromisoformat(report["day"]), monitoring_policy()
-        )
-        log = logging.getLogger("airflow.task")
-        if decision["alerts"]:
-            block = alert_block(decision, report["report"])
-            log.warning("\n%s", block)
-            sent = alerting.send(f"[airflow-mlops] monitoring alert: {settings.model_name}", block, context)
-            log.info("alert sent through: %s", ", ".join(sent) or "no notifier connection configured")
-        else:
-            log.info(
-                "no alert: %s; nights in a row breached: %s", decision["reasons"][0], decision["streaks"]
+        decision = apply_policy(settings, report, monitoring_policy())
+        notice = alert_notice(settings, decision)
+        if notice is not None:
+            sent = alerting.send(*notice, context)
+            logging.getLogger("airflow.task").info(
+                "alert sent through: %s", ", ".join(sent) or "no notifier connection configured"
             )
-        return {**decision, "report": report["report"]}
+        return decision
 
     @task(outlets=[assets.RETRAIN_REQUEST])
-    def request_retraining(decision: dict, **context) -> dict:
+    def request_retraining(decision: AlertDecision, **context) -> RetrainRequestExtra:
         """Emit `retrain_request` (train_model runs on it) when the policy asks for retraining."""
-        from datetime import date
-
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.core.settings import get_settings
-        from include.monitoring.steps import record_request
+        from include.monitoring.steps import request_retraining
 
         if not decision["retrain"]:
             raise AirflowSkipException("no retraining: " + "; ".join(decision["reasons"]))
-        request_id = record_request(
-            get_settings(),
-            decision["model_version"],
-            date.fromisoformat(decision["day"]),
-            decision["reasons"],
-            decision["report"],
-            context["run_id"],
-        )
-        extra = {
-            "request_id": request_id,
-            "model_version": decision["model_version"],
-            "day": decision["day"],
-            "reasons": decision["reasons"],
-            "report": decision["report"],
-            "requested_by": context["run_id"],
-        }
+        extra = request_retraining(get_settings(), decision, context["run_id"])
         assets.emit(context, assets.RETRAIN_REQUEST, extra)
         return extra
 

@@ -63,7 +63,7 @@ def rollback_model() -> None:
             },
         )
         assets.emit(context, assets.CHAMPION_MODEL, {**result, "by": "rollback_model"})
-        return result
+        return dict(result)
 
     rollback_champion()
 

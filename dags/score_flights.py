@@ -59,49 +59,24 @@ def score_flights() -> None:
 
         from include.airflow_glue.connections import feature_store
         from include.core.settings import get_settings
-        from include.features.partitions import intervals_to_process
-        from include.registry import tracking
-        from include.serving.batch import score_interval
+        from include.serving.batch import intervals_to_score, predictions_extra, score_intervals
+        from include.serving.champion import load_champion
 
-        log = logging.getLogger("airflow.task")
         settings = get_settings()
-        # flight_features events list the intervals materialize_features verified.
-        extras = [
-            {"interval_start": s, "interval_end": e}
-            for extra in assets.triggering_extras(context)
-            for s, e in extra.get("intervals", [])
-        ]
         params = context["params"]
-        intervals = intervals_to_process(extras, params.get("interval_start"), int(params.get("days") or 1))
-        if not intervals:
-            raise ValueError(
-                "nothing to score: no triggering flight_features event and no Params interval_start"
-            )
-        champion = tracking.champion(settings)
+        days = int(params.get("days") or 1)
+        intervals = intervals_to_score(assets.triggering_extras(context), params.get("interval_start"), days)
+        champion = load_champion(settings)
         if champion is None:
             raise AirflowSkipException(
                 f"no champion: no version of {settings.model_name} is deployed yet. Run train_model."
             )
-        model = tracking.load_model(settings, champion.version)
-        columns = tracking.model_input_columns(settings, champion.version)
-        store = feature_store(settings)
-        results = []
-        for start, end in intervals:
-            result = score_interval(
-                settings, store, model, champion.version, columns, start, end, context["run_id"]
-            ).as_dict()
-            log.info("scored %s: %s", result["interval"], result)
-            results.append(result)
-        assets.emit(
-            context,
-            assets.FLIGHT_PREDICTIONS,
-            {
-                "model_version": champion.version,
-                "intervals": [r["interval"] for r in results],
-                "flights": sum(r["flights"] for r in results),
-            },
+        log = logging.getLogger("airflow.task")
+        scores = score_intervals(
+            settings, feature_store(settings), champion, intervals, context["run_id"], log
         )
-        return results
+        assets.emit(context, assets.FLIGHT_PREDICTIONS, predictions_extra(champion.version, scores))
+        return [score.as_dict() for score in scores]
 
     score_next_day()
 

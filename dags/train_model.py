@@ -1,3 +1,6 @@
+# TaskFlow wiring passes a task's output (an XComArg) where the next task declares the value it
+# receives; mypy cannot see through the decorator, so only that check is off in this file.
+# mypy: disable-error-code="arg-type"
 """
 ### train_model: training set → candidates → best → gate → (approval) → deploy or reject
 
@@ -47,21 +50,15 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, t
 from include.airflow_glue import assets
 from include.airflow_glue.alerting import on_task_failure
 from include.airflow_glue.connections import feature_store
+from include.airflow_glue.run_context import deployment_record, run_tags
 from include.training.candidates import DEFAULT_GRID
-
-
-def _run_tags(context) -> dict[str, str]:
-    dag_run = context["dag_run"]
-    reasons = assets.triggering_extras(context)
-    return {
-        "airflow.dag_id": dag_run.dag_id,
-        "airflow.run_id": dag_run.run_id,
-        "airflow.run_type": str(dag_run.run_type),
-        "triggered_by": "retrain_request" if reasons else str(dag_run.run_type),
-        "trigger_reasons": str(reasons)[:4000] if reasons else "",
-        "reason": str(context["params"].get("reason") or ""),
-        "triggering_user": str(getattr(dag_run, "triggering_user_name", None) or ""),
-    }
+from include.training.contracts import (
+    CandidateResult,
+    GateReport,
+    PreparedRun,
+    RegisteredCandidate,
+    Rejection,
+)
 
 
 @dag(
@@ -118,64 +115,37 @@ def _run_tags(context) -> dict[str, str]:
 )
 def train_model() -> None:
     @task
-    def prepare_training_data(**context) -> dict:
+    def prepare_training_data(**context) -> PreparedRun:
         """Training set from Feast, split by time; opens the MLflow parent run.
 
         Too few days with labels and features (a new install) skips the run instead of failing it."""
-        import json
-        import logging
-
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.core.settings import get_settings
-        from include.monitoring.steps import take_pending_requests
-        from include.training.steps import (
-            NotEnoughDataError,
-            latest_window_end,
-            prepare_training_data,
-            start_parent_run,
-        )
+        from include.monitoring.tables import take_pending_requests
+        from include.training.data import NotEnoughDataError, window_end
+        from include.training.steps import open_parent_run, prepare_training_data
 
-        settings, params = get_settings(), context["params"]
+        settings, params, run_id = get_settings(), context["params"], context["run_id"]
         # Retraining requests of monitor_model are answered by the next run, whatever triggered it.
-        answered = take_pending_requests(settings, context["run_id"])
+        answered = take_pending_requests(settings, run_id)
         try:
-            end = (
-                datetime.fromisoformat(params["window_end"]).replace(tzinfo=UTC)
-                if params.get("window_end")
-                else latest_window_end(settings.lake_root)
-            )
-            prepared = prepare_training_data(
-                settings,
-                feature_store(),
-                end,
-                int(params["window_days"]),
-                int(params["holdout_days"]),
-                context["run_id"],
-            )
+            end = window_end(params.get("window_end"), settings.lake_root)
+            days, holdout_days = int(params["window_days"]), int(params["holdout_days"])
+            prepared = prepare_training_data(settings, feature_store(), end, days, holdout_days, run_id)
         except NotEnoughDataError as exc:
             raise AirflowSkipException(f"not training: {exc}") from exc
-        tags = _run_tags(context)
-        if answered:
-            tags["retrain_requests"] = json.dumps(answered)[:4000]
-            logging.getLogger("airflow.task").info(
-                "answering retraining requests of monitor_model: %s", answered
-            )
-        parent = start_parent_run(settings, prepared, tags, dict(params))
-        return {**prepared, "parent_run_id": parent}
+        return open_parent_run(settings, prepared, run_tags(context), dict(params), answered)
 
     @task
     def plan_candidates(**context) -> list[dict]:
         """The search grid from the Params, each entry checked before any training starts."""
-        from include.training.candidates import make_pipeline
+        from include.training.candidates import checked_grid
 
-        grid = list(context["params"]["grid"])
-        for spec in grid:
-            make_pipeline(spec, ["x"])  # raises CandidateSpecError naming the bad entry
-        return grid
+        return checked_grid(context["params"]["grid"])  # CandidateSpecError names a bad entry
 
     @task(max_active_tis_per_dagrun=2)
-    def train_candidate(spec: dict, prepared: dict, **context) -> dict:
+    def train_candidate(spec: dict, prepared: PreparedRun, **context) -> CandidateResult:
         """Fit one candidate, measure it on the holdout, log a child MLflow run."""
         from include.core.settings import get_settings
         from include.training.steps import train_candidate
@@ -185,12 +155,12 @@ def train_model() -> None:
             prepared,
             spec,
             prepared["parent_run_id"],
-            _run_tags(context),
+            run_tags(context),
             shuffle_labels=bool(context["params"]["shuffle_labels"]),
         )
 
     @task
-    def register_best(candidates: list[dict], prepared: dict) -> dict:
+    def register_best(candidates: list[CandidateResult], prepared: PreparedRun) -> RegisteredCandidate:
         """Best holdout ROC AUC → registered version with alias `challenger`."""
         from include.core.settings import get_settings
         from include.training.steps import register_best
@@ -198,34 +168,27 @@ def train_model() -> None:
         return register_best(get_settings(), list(candidates), prepared["parent_run_id"])
 
     @task
-    def evaluate_gate(prepared: dict, registered: dict) -> dict:
+    def evaluate_gate(prepared: PreparedRun, registered: RegisteredCandidate) -> GateReport:
         """Challenger vs. baseline and champion on the same holdout: the decision and its reasons."""
         from include.core.settings import get_settings
-        from include.training.steps import evaluate_gate
+        from include.training.gate_steps import evaluate_gate
 
         return evaluate_gate(get_settings(), feature_store(), prepared, registered)
 
     @task.branch
-    def choose_path(decision: dict, **context) -> str:
+    def choose_path(decision: GateReport, **context) -> str:
         if not decision["passed"]:
             return "reject_candidate"
         return "approve_deployment" if context["params"]["require_approval"] else "no_approval_required"
 
     @task
-    def reject_candidate(decision: dict) -> dict:
+    def reject_candidate(decision: GateReport) -> Rejection:
         """Not deployed: the run and the decision stay in MLflow for audit; champion unchanged."""
-        import logging
+        from include.training.gate_steps import reject
 
-        logging.getLogger("airflow.task").warning(
-            "REJECTED: %s version %s is not deployed; champion unchanged (%s).\nReasons:\n  %s",
-            decision["model_name"],
-            decision["version"],
-            decision["champion"],
-            "\n  ".join(decision["reasons"]),
-        )
-        return {"version": decision["version"], "deployed": False, "reasons": decision["reasons"]}
+        return reject(decision)
 
-    approve = ApprovalOperator(
+    approve_deployment = ApprovalOperator(
         task_id="approve_deployment",
         subject="Deploy {{ ti.xcom_pull(task_ids='evaluate_gate')['model_name'] }} version "
         "{{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }} as champion?",
@@ -236,7 +199,7 @@ def train_model() -> None:
         defaults="Reject",
         response_timeout=timedelta(days=2),
     )
-    no_approval = EmptyOperator(task_id="no_approval_required")
+    no_approval_required = EmptyOperator(task_id="no_approval_required")
 
     @task(trigger_rule="one_success", outlets=[assets.CHAMPION_MODEL])
     def deploy_champion(**context) -> dict:
@@ -244,31 +207,21 @@ def train_model() -> None:
 
         Runs after `no_approval_required` or an approved `approve_deployment` only (skipped when
         both are), so its inputs are pulled rather than passed."""
-        import pandas as pd
-
         from include.core.settings import get_settings
-        from include.registry.deploy import approver, deploy
+        from include.registry.deploy import deploy
+        from include.training.data import smoke_sample
 
         prepared = context["ti"].xcom_pull(task_ids="prepare_training_data")
         decision = context["ti"].xcom_pull(task_ids="evaluate_gate")
-
-        holdout = pd.read_parquet(f"{prepared['folder']}/holdout.parquet").sort_values("flight_id")
-        record = {
-            "deployed_by": str(getattr(context["dag_run"], "triggering_user_name", None) or "scheduler"),
-            "approved_by": approver(
-                bool(context["params"]["require_approval"]),
-                context["ti"].xcom_pull(task_ids="approve_deployment"),
-            ),
-            "dag_run": context["run_id"],
-            "reason": str(context["params"].get("reason") or "gate passed"),
-        }
-        result = deploy(get_settings(), decision["version"], holdout, record)
+        result = deploy(
+            get_settings(), decision["version"], smoke_sample(prepared), deployment_record(context)
+        )
         assets.emit(
             context,
             assets.CHAMPION_MODEL,
             {"version": result["version"], "previous": result["previous"], "by": "train_model"},
         )
-        return result
+        return dict(result)
 
     prepared = prepare_training_data()
     grid = plan_candidates()
@@ -276,8 +229,8 @@ def train_model() -> None:
     registered = register_best(candidates, prepared)
     decision = evaluate_gate(prepared, registered)
     path = choose_path(decision)
-    path >> [reject_candidate(decision), approve, no_approval]
-    [approve, no_approval] >> deploy_champion()
+    path >> [reject_candidate(decision), approve_deployment, no_approval_required]
+    [approve_deployment, no_approval_required] >> deploy_champion()
 
 
 train_model()

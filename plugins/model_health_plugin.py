@@ -4,7 +4,8 @@ It shows what serves and whether it is healthy: the champion (version, since whe
 decision and model card), recent candidates, the last nights' checks with trends, retraining
 requests, quarantined intervals, online-store freshness and the online service's health, with
 links to the model cards, drift reports, Data Docs pages and MLflow. The data comes from
-include/oncall/health.py (what the pipeline recorded); the HTML from include/oncall/page.py.
+include/oncall/health.py (what the pipeline recorded, one reader per source); the HTML from
+include/oncall/page.py; which files may be served, from include/oncall/files.py.
 
 Security: Airflow does not protect plugin routes by itself. Every route here asks Airflow's
 auth manager for the user (the UI's session cookie or a Bearer token), so an anonymous request
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -111,9 +112,9 @@ def model_card(version: int, user: User) -> HTMLResponse:
 @app.get("/reports/{name}")
 def report(name: str, user: User) -> FileResponse:
     """A nightly drift report (HTML) from the monitoring reports folder."""
-    from include.oncall import health as model_health
+    from include.oncall import files
 
-    path = model_health.report_file(_settings(), name)
+    path = files.report_file(_settings(), name)
     if path is None:
         raise HTTPException(404, f"no drift report named {name!r}")
     return FileResponse(path, media_type="text/html", headers=FILE_HEADERS)
@@ -122,9 +123,9 @@ def report(name: str, user: User) -> FileResponse:
 @app.get("/data-docs/{relative:path}")
 def data_docs(relative: str, user: User) -> FileResponse:
     """A page (or asset) of the Great Expectations Data Docs site."""
-    from include.oncall import health as model_health
+    from include.oncall import files
 
-    path = model_health.data_docs_file(_settings(), relative)
+    path = files.data_docs_file(_settings(), relative)
     if path is None:
         raise HTTPException(404, f"no Data Docs file {relative!r}")
     return FileResponse(path, headers=FILE_HEADERS)
@@ -153,14 +154,15 @@ class WarmUpModelHealth:
 
 
 class ModelHealthPlugin(AirflowPlugin):
+    # AirflowPlugin declares these lists as instance attributes, so they are not ClassVars here.
     name = "model_health"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+    fastapi_apps: list[Any] = [  # noqa: RUF012
         {"app": app, "url_prefix": URL_PREFIX, "name": "Model health"}
     ]
-    fastapi_root_middlewares: ClassVar[list[dict[str, Any]]] = [
+    fastapi_root_middlewares: list[Any] = [  # noqa: RUF012
         {"middleware": WarmUpModelHealth, "name": "Model health warm-up"}
     ]
-    external_views: ClassVar[list[dict[str, Any]]] = [
+    external_views: list[Any] = [  # noqa: RUF012
         {
             "name": "Model health",
             # The trailing slash matters: without it the UI's catch-all answers. No `url_route`:

@@ -20,10 +20,9 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 
-from airflow_api import AirflowAPI
-from demo_model import print_monitoring, run_and_wait, wait_active_training, wait_triggered, wait_up
-
 from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from scripts.airflow_api import AirflowAPI
+from scripts.demo_model import print_monitoring, run_and_wait, wait_active_training, wait_triggered, wait_up
 
 CHAMPION_WINDOW_END = date(2013, 12, 3)  # the champion is trained on the 21 days before
 SCORED_FROM, SCORED_DAYS = date(2013, 12, 2), 9  # intervals whose flights depart Dec 3-11
@@ -53,7 +52,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from include.core.settings import get_settings
-    from include.monitoring.steps import requests
+    from include.monitoring.tables import requests
     from include.registry import tracking
 
     settings = get_settings()

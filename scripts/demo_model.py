@@ -19,9 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from airflow_api import AirflowAPI
-
 from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from scripts.airflow_api import AirflowAPI
 
 MIN_DAYS = 7  # fewer ingested days leave too little to train and hold out
 
@@ -97,7 +96,7 @@ def wait_triggered(api: AirflowAPI, dag_id: str, since: datetime, timeout: float
 
 def print_monitoring(settings: Any) -> None:
     """The latest monitoring report and the last night's checks, from the monitoring tables."""
-    from include.monitoring.steps import checks_history
+    from include.monitoring.tables import checks_history
 
     reports = sorted((settings.monitoring_dir / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
     history = checks_history(settings)

@@ -16,9 +16,8 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from scripts.airflow_api import AirflowAPI
-
 from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from scripts.airflow_api import AirflowAPI
 
 DAG_ID = "ingest_flights"
 FEATURES_DAG_ID = "materialize_features"

@@ -1,2 +1,2 @@
-"""The only package of include/ that imports Airflow: asset objects, connections looked up in
-tasks, the failure callback and notifiers."""
+"""The only package of include/ that imports Airflow: asset objects and event extras, connections
+looked up in tasks (Feast online store, source database), run context, the failure callback, notifiers."""

@@ -11,10 +11,14 @@ the only one. Airflow is imported inside the function (this module is imported b
 from __future__ import annotations
 
 import html
+import importlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.core.settings import ALERT_SLACK_CONN_ID, ALERT_SMTP_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger("airflow.task")
 
@@ -28,7 +32,7 @@ def _connection(conn_id: str) -> Any | None:
         return None
 
 
-def send(subject: str, text: str, context: dict[str, Any]) -> list[str]:
+def send(subject: str, text: str, context: Context) -> list[str]:
     """Send `text` to every configured channel; returns the channels used. A failing channel is
     logged and skipped: an alert must never fail the task that raises it."""
     sent = []
@@ -50,11 +54,11 @@ def send(subject: str, text: str, context: dict[str, Any]) -> list[str]:
             log.exception("could not send the alert through connection %s", ALERT_SMTP_CONN_ID)
     if _connection(ALERT_SLACK_CONN_ID) is not None:
         try:
-            from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-
-            SlackWebhookNotifier(slack_webhook_conn_id=ALERT_SLACK_CONN_ID, text=f"```{text}```").notify(
-                context
-            )
+            # An optional provider (not in the lock): imported by name, only when its connection exists.
+            slack = importlib.import_module("airflow.providers.slack.notifications.slack_webhook")
+            slack.SlackWebhookNotifier(
+                slack_webhook_conn_id=ALERT_SLACK_CONN_ID, text=f"```{text}```"
+            ).notify(context)
             sent.append(f"slack:{ALERT_SLACK_CONN_ID}")
         except ImportError:
             log.warning(
@@ -67,7 +71,7 @@ def send(subject: str, text: str, context: dict[str, Any]) -> list[str]:
     return sent
 
 
-def on_task_failure(context: dict[str, Any]) -> None:
+def on_task_failure(context: Context) -> None:
     """Every DAG's on_failure_callback: end the failed task's log with the failure block (and send
     it to the alert connections when they exist). Never raises: it runs after the task failed."""
     try:

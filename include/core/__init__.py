@@ -1,2 +1,2 @@
-"""Foundations every stage uses: settings, the replay clock, asset names, the runtime env.
-Imports nothing else from include/."""
+"""Foundations every stage uses: settings (the one place of configuration), the replay clock,
+asset names and their event contracts, the schema language, HTML helpers, the runtime environment."""

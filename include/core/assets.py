@@ -9,6 +9,7 @@ identity.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,34 @@ CHAMPION_MODEL = AssetName(name="champion_model", uri="mlflow://flight_delay/cha
 
 FLIGHT_PREDICTIONS = AssetName(name="flight_predictions", uri="sql://prediction_log/batch")
 """Batch predictions of an interval's flights were written to the prediction log."""
+
+
+# What the events of the model-side assets carry (their `extra`). The data assets' extras are
+# declared where they are computed: include/source/extract.py (raw) and include/quality (validated).
+
+
+class FlightFeaturesEvent(TypedDict):
+    """flight_features: the intervals materialize_features verified online."""
+
+    feature_service: str
+    intervals: list[list[str]]
+    latest_interval_end: str
+    materialized_until: str
+    rows_offered: int
+    keys_verified: int
+
+
+class FlightPredictionsEvent(TypedDict):
+    """flight_predictions: the intervals score_flights wrote to the prediction log."""
+
+    model_version: str
+    intervals: list[str]
+    flights: int
+
+
+class ChampionModelEvent(TypedDict):
+    """champion_model: the alias moved (deployment or rollback)."""
+
+    version: str
+    previous: str
+    by: str

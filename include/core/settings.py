@@ -11,10 +11,6 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from include.monitoring.statistics import MonitoringPolicy
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -171,10 +167,3 @@ def get_settings() -> Settings:
         smoke_max_latency_ms=float(_env("MLOPS_SMOKE_MAX_LATENCY_MS", "100")),
         monitoring_url=_env("MLOPS_MONITORING_URL", f"sqlite:///{data_dir / 'monitoring' / 'monitoring.db'}"),
     )
-
-
-def monitoring_policy() -> MonitoringPolicy:
-    """The monitoring thresholds (include/monitoring/statistics.py), with MLOPS_MONITOR_* overrides."""
-    from include.monitoring.statistics import MonitoringPolicy
-
-    return MonitoringPolicy.from_env(dict(os.environ))

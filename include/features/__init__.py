@@ -1,1 +1,2 @@
-"""Features: engineering (pure), feature partitions in the lake, the Feast store, training sets."""
+"""Features: pure feature engineering, interval partitions, the Feast store and repo
+(feature_repo/), point-in-time training sets, and the checks of materialize_features."""

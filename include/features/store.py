@@ -16,10 +16,12 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 import yaml
@@ -38,11 +40,36 @@ class OnlineStoreMismatchError(RuntimeError):
     """Online reads after materialization differ from the latest offline feature rows."""
 
 
+class OnlineStoreConnection(TypedDict):
+    """The fields of connection `feast_online_store` that the online store's config reads."""
+
+    host: str | None
+    port: int | None
+    login: str | None
+    password: str | None
+    schema: str | None
+
+
+def online_connection_from_uri(uri: str) -> OnlineStoreConnection:
+    """The connection's fields from its URI form (`AIRFLOW_CONN_FEAST_ONLINE_STORE`, e.g.
+    `redis://:secret@host:6379/1`), for processes that do not run inside Airflow."""
+    u = urlsplit(uri)
+    return {
+        "host": u.hostname,
+        "port": u.port,
+        "login": unquote(u.username or ""),
+        "password": unquote(u.password or ""),
+        "schema": u.path.lstrip("/") or None,
+    }
+
+
 def feast_dir(settings: Settings) -> Path:
     return settings.data_dir / "feast"
 
 
-def online_store_config(kind: str, settings: Settings, conn: dict[str, Any] | None = None) -> dict[str, Any]:
+def online_store_config(
+    kind: str, settings: Settings, conn: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The `online_store` block of Feast's config for `kind`, from an Airflow connection's fields."""
     if kind == "sqlite":
         return {"type": "sqlite", "path": str(feast_dir(settings) / "online_store.db")}
@@ -71,7 +98,7 @@ def online_store_config(kind: str, settings: Settings, conn: dict[str, Any] | No
     }
 
 
-def repo_config_dict(settings: Settings, online_conn: dict[str, Any] | None = None) -> dict[str, Any]:
+def repo_config_dict(settings: Settings, online_conn: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """feature_store.yaml with the environment filled in and the chosen online store."""
     os.environ.setdefault("MLOPS_DATA_DIR", str(settings.data_dir))
     os.environ.setdefault("FEAST_USAGE", "False")  # no telemetry: no network here, calls would hang
@@ -80,8 +107,9 @@ def repo_config_dict(settings: Settings, online_conn: dict[str, Any] | None = No
     return raw
 
 
-def open_store(settings: Settings, online_conn: dict[str, Any] | None = None) -> Any:
-    """A FeatureStore on the project's repo (imports Feast: call inside tasks)."""
+def open_store(settings: Settings, online_conn: Mapping[str, Any] | None = None) -> Any:
+    """A FeatureStore on the project's repo (imports Feast: call inside tasks). `online_conn` has the
+    fields of an OnlineStoreConnection (None for the embedded SQLite)."""
     logging.getLogger("feast").setLevel(logging.WARNING)  # "Registry cache expired" on every call
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
     from feast import FeatureStore

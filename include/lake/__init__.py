@@ -1,2 +1,2 @@
-"""The lake: interval-keyed partitions, atomic writes, conformed frames.
-Depends on core only."""
+"""The lake: interval-keyed partitions written atomically (byte-identical reruns), conformed
+frames, and the one SQL engine helper of the project's own databases."""

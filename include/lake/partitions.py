@@ -187,3 +187,13 @@ def partitions_between(
         if lo >= _utc(start) and hi <= _utc(end):
             found.append((lo, part))
     return [p for _, p in sorted(found)]
+
+
+def every_partition(lake_root: str | Path, zone: Zone, table: str) -> list[Path]:
+    """Every partition of `table` in `zone`, oldest first (whatever their intervals)."""
+    folder = Path(lake_root) / zone / table
+    found = [
+        (parse_interval_key(part.parent.name.removeprefix("interval=")), part)
+        for part in (folder.glob("interval=*/part-0.parquet") if folder.is_dir() else [])
+    ]
+    return [p for _, p in sorted(found)]

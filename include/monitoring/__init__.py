@@ -1,1 +1,2 @@
-"""Nightly monitoring: statistics and policy (pure), the tables and steps (I/O), the HTML report."""
+"""Nightly monitoring: drift statistics and the policy (pure), the tables and MLflow records,
+the steps of monitor_model, and the HTML report."""

@@ -13,10 +13,10 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+from include.core.html import STATUS_COLOURS, fmt, table
+
 if TYPE_CHECKING:
     import pandas as pd
-
-STATUS_COLOURS = {"BREACHED": "#c0392b", "ok": "#1e8449", "not evaluated": "#7f8c8d"}
 
 
 def _png(fig: Any) -> str:
@@ -28,27 +28,17 @@ def _png(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return html.escape(str(value))
+def _cell(column: str, value: Any) -> str:
+    """One cell of a report table; a check's status in its colour."""
+    style = ""
+    if column == "status":
+        style = f' style="color:{STATUS_COLOURS.get(str(value), "#000")};font-weight:bold"'
+    return f"<td{style}>{fmt(value)}</td>"
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for c in columns:
-            value = row.get(c)
-            style = ""
-            if c == "status":
-                style = f' style="color:{STATUS_COLOURS.get(str(value), "#000")};font-weight:bold"'
-            cells.append(f"<td{style}>{fmt(value)}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    """Rows (dicts) as a table of the given columns (a missing key shows as an en dash)."""
+    return table(columns, ("".join(_cell(c, row.get(c)) for c in columns) for row in rows))
 
 
 def drift_bar_figure(features: list[dict[str, Any]]) -> Any:
@@ -128,7 +118,7 @@ def scores_figure(reference_scores: Any, scores: Any) -> Any:
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    bins = np.linspace(0, 1, 26)
+    bins = np.linspace(0, 1, 26).tolist()
     ax.hist(reference_scores, bins=bins, density=True, alpha=0.5, label="champion's holdout")
     ax.hist(scores, bins=bins, density=True, alpha=0.5, label="tonight")
     ax.set_xlabel("P(late)")
@@ -164,6 +154,57 @@ def trends_figure(metrics: pd.DataFrame) -> Any:
     return fig
 
 
+FEATURE_COLUMNS = [
+    "feature",
+    "kind",
+    "statistic",
+    "value",
+    "threshold",
+    "drifted",
+    "reference_day_max",
+    "psi",
+    "ks",
+    "reference_mean",
+    "current_mean",
+    "current_missing_share",
+]
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+    "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
+    "th{background:#f2f3f4}img{max-width:100%}"
+)
+
+
+def _all_checks(
+    night: dict[str, Any], performance: list[dict[str, Any]], freshness: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Tonight's checks, freshness, and the performance checks of each judged day."""
+    checks = list(night["checks"]) + ([freshness] if freshness else [])
+    for p in performance:
+        checks += [{**c, "check": f"{c['check']} ({p['day']})"} for c in p["checks"]]
+    return checks
+
+
+def _drift_ratio(feature: dict[str, Any]) -> float:
+    """How far past its threshold a feature is (most drifted first when sorted descending)."""
+    if math.isnan(feature["value"]):
+        return -1.0
+    return float(feature["value"] / max(feature["threshold"], 1e-9))
+
+
+def _feature_sections(
+    features: list[dict[str, Any]], reference: pd.DataFrame, served: pd.DataFrame
+) -> list[str]:
+    if not features:
+        return []
+    sections = ["<h2>Feature drift</h2>", _png(drift_bar_figure(features))]
+    fig = distributions_figure(reference, served, features)
+    if fig is not None:
+        sections.append(_png(fig))
+    sections.append(_table(sorted(features, key=lambda f: -_drift_ratio(f)), FEATURE_COLUMNS))
+    return sections
+
+
 def render(
     *,
     model_name: str,
@@ -178,10 +219,6 @@ def render(
     links: dict[str, str],
 ) -> str:
     """The whole page as a string."""
-    checks = list(night["checks"]) + ([freshness] if freshness else [])
-    for p in performance:
-        checks += [{**c, "check": f"{c['check']} ({p['day']})"} for c in p["checks"]]
-    features = night["features"]
     sections = [
         f"<h1>Monitoring: {html.escape(model_name)} version {html.escape(night['model_version'])}, "
         f"flights departing {html.escape(night['day'])}</h1>",
@@ -189,41 +226,15 @@ def render(
         + " ".join(f'<a href="{html.escape(u)}">{html.escape(k)}</a>' for k, u in links.items())
         + "</p>",
         "<h2>Checks</h2>",
-        _table(checks, ["check", "status", "value", "threshold", "detail"]),
+        _table(
+            _all_checks(night, performance, freshness), ["check", "status", "value", "threshold", "detail"]
+        ),
         f"<h2>Nights in a row breached (policy: alert at {policy.get('consecutive_nights')})</h2>",
         _table([{"check": k, "nights": v} for k, v in streaks.items()], ["check", "nights"]),
         "<h2>Trends</h2>",
         _png(trends_figure(metrics)) if len(metrics) else "<p>No history yet.</p>",
+        *_feature_sections(night["features"], reference, served),
     ]
-    if features:
-        sections += ["<h2>Feature drift</h2>", _png(drift_bar_figure(features))]
-        fig = distributions_figure(reference, served, features)
-        if fig is not None:
-            sections.append(_png(fig))
-        sections.append(
-            _table(
-                sorted(
-                    features,
-                    key=lambda f: (
-                        -(f["value"] / max(f["threshold"], 1e-9) if not math.isnan(f["value"]) else -1)
-                    ),
-                ),
-                [
-                    "feature",
-                    "kind",
-                    "statistic",
-                    "value",
-                    "threshold",
-                    "drifted",
-                    "reference_day_max",
-                    "psi",
-                    "ks",
-                    "reference_mean",
-                    "current_mean",
-                    "current_missing_share",
-                ],
-            )
-        )
     if len(served) and "score" in reference:
         sections += [
             "<h2>Prediction drift</h2>",
@@ -233,13 +244,8 @@ def render(
         "<h2>Policy</h2>",
         _table([{"setting": k, "value": v} for k, v in policy.items()], ["setting", "value"]),
     ]
-    style = (
-        "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-        "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}"
-        "th{background:#f2f3f4}img{max-width:100%}"
-    )
     title = f"{model_name} v{night['model_version']} {night['day']}"
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>"
+        f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
     )

@@ -1,9 +1,9 @@
-"""Monitoring statistics and policy: pure functions (no Airflow, no MLflow, no I/O).
+"""Monitoring checks: pure functions (no Airflow, no MLflow, no I/O).
 
-What monitor_model measures each night for the model that scored it, and when it acts:
+What monitor_model measures each night for the model that scored it (thresholds: policy.py):
 - feature drift per feature between the version's training reference and the night's served
   features: the Wasserstein distance in reference standard deviations for numbers, the
-  Jensen-Shannon distance for categories (both scipy), PSI and the KS statistic reported beside.
+  Jensen-Shannon distance for categories (distances.py), PSI and the KS statistic reported beside.
   A feature drifts when its distance exceeds `drift_margin` x the largest distance a single day
   of the training window had to the window (`daily_yardstick`): one day is a clustered sample,
   and fixed PSI thresholds flagged every ordinary day of 2013 (benchmarks/drift_calibration.py).
@@ -11,107 +11,30 @@ What monitor_model measures each night for the model that scored it, and when it
 - prediction drift: the same rule for the score distribution;
 - performance on a day only once its labels are complete (`labels_complete`);
 - volume and online-store freshness.
-A check that holds for `consecutive_nights` nights in a row alerts; drift or decay that persists
-requests retraining, unless a request for the same champion is pending (dedupe) or one was made
-within `cooldown_days` (cooldown). Every threshold lives in `MonitoringPolicy`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from include.monitoring.contracts import CheckRecord, FeatureDriftRecord
+from include.monitoring.distances import clean_numbers, distance, kind_of, psi
+from include.monitoring.policy import (
+    FEATURE_DRIFT,
+    FRESHNESS,
+    PERFORMANCE,
+    PREDICTION_DRIFT,
+    SLICE_PERFORMANCE,
+    VOLUME,
+    MonitoringPolicy,
+)
+from include.training.reference import REFERENCE_EXTRA
+
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
-
-# The checks of a night; each is breached or not (or not evaluated) for the champion.
-FEATURE_DRIFT = "feature_drift"
-PREDICTION_DRIFT = "prediction_drift"
-PERFORMANCE = "performance"
-SLICE_PERFORMANCE = "slice_performance"
-VOLUME = "volume"
-FRESHNESS = "freshness"
-CHECKS = (FEATURE_DRIFT, PREDICTION_DRIFT, PERFORMANCE, SLICE_PERFORMANCE, VOLUME, FRESHNESS)
-RETRAIN_CHECKS = (FEATURE_DRIFT, PREDICTION_DRIFT, PERFORMANCE)
-REFERENCE_EXTRA = ("score", "part", "day")
-"""Columns of a reference frame that are not model inputs (see `reference_frame`)."""
-"""Persistent breaches of these request retraining; volume and freshness are data problems
-(retraining would not fix them): they alert only."""
-
-
-@dataclass(frozen=True)
-class MonitoringPolicy:
-    """Every monitoring threshold, in one place. Each can be overridden by an environment variable
-    MLOPS_MONITOR_<FIELD> (e.g. MLOPS_MONITOR_CONSECUTIVE_NIGHTS=3); see README for why these."""
-
-    psi_bins: int = 10
-    drift_margin: float = 1.5
-    """A feature drifted when tonight's distance to the training reference exceeds `drift_margin`
-    times the largest distance any single day of the training window had to it: a day is a
-    clustered sample (one day's weather, one value per carrier), so a fixed PSI threshold flags
-    ordinary days; the reference's own day-to-day variation is the yardstick."""
-    min_distance: float = 0.1
-    """... and at least this distance (Wasserstein in reference standard deviations for numbers,
-    Jensen-Shannon distance for categories): features that barely vary day to day need a floor."""
-    min_day_rows: int = 100
-    """Reference days with fewer rows are left out of the yardstick (sampling noise)."""
-    drift_share: float = 0.2
-    """The night's features drifted when at least this share of the monitored features did
-    (60 ordinary days of 2013: at most 3 of 26 features, 0.115; early December: 0.27-0.35)."""
-    prediction_margin: float = 1.0
-    """Prediction drift: as `drift_margin`, for the score distribution (ordinary days reached at
-    most 0.77 of the largest reference day's distance; the December storms 1.74)."""
-    min_rows: int = 200
-    """Fewer rows than this on a night or a day: no decision ('insufficient data'), never 'ok'."""
-    excluded_features: tuple[str, ...] = ("dep_weekday", "dep_month")
-    """Constant within one day by construction: compared with a month, they always 'drift'."""
-    auc_floor: float = 0.50
-    """A day's ROC AUC below this is decay: a guard against a broken model. One day's ROC AUC
-    swings between 0.49 and 0.74 on ordinary days of 2013 (about 1,000 flights a day)."""
-    auc_drop: float = 0.12
-    """... or this far below the champion's holdout ROC AUC (pooled over 3 days, it runs higher
-    than a single day's)."""
-    late_share_gap: float = 0.15
-    """|actual late share - mean score| of a day above this: the model is no longer calibrated,
-    the earliest signal of December 2013's storms; on ordinary days it held two nights in a row
-    once in 30 (two real storm days)."""
-    slice_floor: float = 0.52
-    slice_min_rows: int = 200
-    label_wait_days: int = 2
-    """A day's labels are complete when the outcome partitions of that day and the next
-    `label_wait_days` days are validated (landing + reporting lag; overnight arrivals)."""
-    min_label_coverage: float = 0.95
-    """... and at least this share of its scored flights has an outcome."""
-    volume_low: float = 0.5
-    volume_high: float = 2.0
-    """A night's scored flights outside [low, high] x the reference's daily mean: volume alert."""
-    freshness_max_hours: float = 36.0
-    """The online store materialized more than this before the monitored interval's end: stale."""
-    consecutive_nights: int = 2
-    """A check alerts (and may request retraining) when breached this many nights in a row."""
-    cooldown_days: float = 7.0
-    """No second retraining request for the same champion within this many days."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str]) -> MonitoringPolicy:
-        """Defaults, overridden by MLOPS_MONITOR_<FIELD> variables (numbers; lists comma-separated)."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            text = (environ.get(f"MLOPS_MONITOR_{f.name.upper()}") or "").strip()
-            if not text:
-                continue
-            default = getattr(cls(), f.name)
-            if isinstance(default, tuple):
-                values[f.name] = tuple(x.strip() for x in text.split(",") if x.strip())
-            else:
-                values[f.name] = type(default)(text)
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -130,6 +53,22 @@ class FeatureDrift:
     current_mean: float | None = None
     current_missing_share: float = 0.0
 
+    def as_dict(self) -> FeatureDriftRecord:
+        return FeatureDriftRecord(
+            feature=self.feature,
+            kind=self.kind,
+            statistic=self.statistic,
+            value=self.value,
+            threshold=self.threshold,
+            drifted=self.drifted,
+            reference_day_max=self.reference_day_max,
+            psi=self.psi,
+            ks=self.ks,
+            reference_mean=self.reference_mean,
+            current_mean=self.current_mean,
+            current_missing_share=self.current_missing_share,
+        )
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -146,114 +85,16 @@ class CheckResult:
     def status(self) -> str:
         return {None: "not evaluated", True: "BREACHED", False: "ok"}[self.breached]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
-
-
-def _clean(values: Any) -> np.ndarray:
-    import numpy as np
-    import pandas as pd
-
-    arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-    return arr[~np.isnan(arr)]
-
-
-def _proportions(counts: np.ndarray, eps: float = 1e-4) -> np.ndarray:
-    import numpy as np
-
-    p = counts / max(counts.sum(), 1)
-    p = np.clip(p, eps, None)
-    return p / p.sum()
-
-
-def psi(reference: Any, current: Any, bins: int = 10) -> float:
-    """Population stability index of `current` against `reference` (numbers; NaN dropped).
-
-    Continuous values: bins at the reference's quantiles (equal reference mass). Values with at
-    most `bins` distinct reference values (flags, counts): one bin per value. Empty bins count as
-    a tiny share (1e-4) so that the log stays finite."""
-    import numpy as np
-
-    ref, cur = _clean(reference), _clean(current)
-    if not len(ref) or not len(cur):
-        return math.nan
-    distinct = np.unique(ref)
-    if len(distinct) <= bins:
-        values = np.union1d(distinct, np.unique(cur))
-        r = np.array([(ref == v).sum() for v in values], dtype=float)
-        c = np.array([(cur == v).sum() for v in values], dtype=float)
-    else:
-        edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-        r = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1).astype(float)
-        c = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1).astype(float)
-    p, q = _proportions(r), _proportions(c)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def js_distance(reference: Any, current: Any) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between two samples of categories."""
-    import numpy as np
-    import pandas as pd
-    from scipy.spatial.distance import jensenshannon
-
-    ref = pd.Series(reference).dropna().astype(str)
-    cur = pd.Series(current).dropna().astype(str)
-    if ref.empty or cur.empty:
-        return math.nan
-    values = sorted(set(ref) | set(cur))
-    r = ref.value_counts().reindex(values, fill_value=0).to_numpy(dtype=float)
-    c = cur.value_counts().reindex(values, fill_value=0).to_numpy(dtype=float)
-    return float(jensenshannon(r / r.sum(), c / c.sum(), base=2)) if np.any(r) and np.any(c) else math.nan
-
-
-def distance(reference: Any, current: Any, kind: str) -> float:
-    """The drift distance that decides: for numbers the Wasserstein distance (scipy) in units of
-    the reference's standard deviation, for categories the Jensen-Shannon distance (scipy).
-
-    Unlike PSI and KS, it keeps growing with how far the values moved: one cold June day and a
-    December day both fill a single PSI bin (PSI saturates near 8), but lie 1 and 4 standard
-    deviations away."""
-    import numpy as np
-    from scipy.stats import wasserstein_distance
-
-    if kind == "categorical":
-        return js_distance(reference, current)
-    ref, cur = _clean(reference), _clean(current)
-    if not len(ref) or not len(cur):
-        return math.nan
-    scale = float(np.std(ref)) or 1.0
-    return float(wasserstein_distance(ref, cur)) / scale
-
-
-def kind_of(column: str, categorical: tuple[str, ...] | list[str]) -> str:
-    return "categorical" if column in categorical else "numeric"
-
-
-def daily_yardstick(
-    reference: pd.DataFrame,
-    days: Any,
-    columns: list[str],
-    categorical: tuple[str, ...] | list[str],
-    policy: MonitoringPolicy,
-    whole_rows: int = 10_000,
-) -> dict[str, float]:
-    """For each column, the largest distance between one day of the reference and the whole of it:
-    how far an ordinary day of the training window strays. Computed once per model version.
-
-    The whole side is a fixed sample of `whole_rows` (a 90-day reference compared 90 times in
-    full took ~40 s; the sample changes the distances by about 1 %)."""
-    import pandas as pd
-
-    days = pd.Series(days, index=reference.index).astype(str)
-    whole = reference.sample(n=min(whole_rows, len(reference)), random_state=0)
-    groups = [idx for _, idx in days.groupby(days).groups.items() if len(idx) >= policy.min_day_rows]
-    out = {}
-    for column in columns:
-        kind = kind_of(column, categorical)
-        values = [distance(whole[column], reference.loc[idx, column], kind) for idx in groups]
-        values = [v for v in values if not math.isnan(v)]
-        out[column] = max(values, default=0.0)
-    return out
+    def as_dict(self) -> CheckRecord:
+        return CheckRecord(
+            check=self.check,
+            breached=self.breached,
+            value=self.value,
+            threshold=self.threshold,
+            detail=self.detail,
+            metrics=dict(self.metrics),
+            status=self.status,
+        )
 
 
 def column_drift(
@@ -273,7 +114,7 @@ def column_drift(
     drifted = bool(not math.isnan(value) and value > threshold)
     if kind == "categorical":
         return FeatureDrift(feature, kind, "js", value, threshold, drifted, day_max)
-    ref, cur = _clean(reference), _clean(current)
+    ref, cur = clean_numbers(reference), clean_numbers(current)
     n_cur = len(np.asarray(current))
     return FeatureDrift(
         feature=feature,
@@ -353,7 +194,7 @@ def prediction_drift(
     (Wasserstein in reference std against the largest distance of a reference day); PSI, KS and
     the mean scores reported beside it."""
 
-    ref, cur = _clean(reference_scores), _clean(current_scores)
+    ref, cur = clean_numbers(reference_scores), clean_numbers(current_scores)
     if len(cur) < policy.min_rows or len(ref) < policy.min_rows:
         return CheckResult(
             PREDICTION_DRIFT,
@@ -383,6 +224,28 @@ def prediction_drift(
         f"{metrics['reference_mean_score']:.3f}",
         metrics,
     )
+
+
+def night_checks(
+    reference: pd.DataFrame,
+    reference_daily_rows: float,
+    served: pd.DataFrame,
+    yardstick: dict[str, float],
+    categorical: tuple[str, ...] | list[str],
+    policy: MonitoringPolicy,
+) -> tuple[list[CheckResult], list[FeatureDrift]]:
+    """A night's served flights against the reference: feature drift (with each feature's
+    distance and PSI among its metrics), prediction drift and volume."""
+    columns = [c for c in reference.columns if c not in REFERENCE_EXTRA]
+    current = served.reindex(columns=columns)
+    drift, per_feature = feature_drift(reference[columns], current, categorical, policy, yardstick)
+    per_metrics = {f"{f.statistic}.{f.feature}": f.value for f in per_feature}
+    per_metrics |= {f"psi.{f.feature}": f.psi for f in per_feature if f.psi is not None}
+    drift = replace(drift, metrics={**drift.metrics, **per_metrics})
+    scores = served["score"] if not served.empty else []
+    pred = prediction_drift(reference["score"].dropna(), scores, policy, yardstick.get("score", 0.0))
+    volume = volume_check(len(served), reference_daily_rows, policy)
+    return [drift, pred, volume], per_feature
 
 
 def volume_check(rows: int, reference_daily_rows: float, policy: MonitoringPolicy) -> CheckResult:
@@ -518,111 +381,3 @@ def slice_check(slices: dict[str, tuple[float, int]], policy: MonitoringPolicy) 
         detail,
         {f"roc_auc.{k}": a for k, (a, _) in big.items()},
     )
-
-
-def trailing_breaches(history: list[bool | None]) -> int:
-    """How many of the latest nights in a row were breached (oldest first; None breaks the run)."""
-    count = 0
-    for flag in reversed(history):
-        if flag is not True:
-            break
-        count += 1
-    return count
-
-
-@dataclass(frozen=True)
-class RetrainRequestRecord:
-    created_at: datetime
-    model_version: str
-    status: str  # pending | consumed
-
-
-@dataclass(frozen=True)
-class PolicyDecision:
-    alerts: list[str]
-    """Checks breached `consecutive_nights` in a row (with their detail)."""
-    retrain: bool
-    reasons: list[str]
-    """Why retraining is requested, or why not (dedupe, cooldown, nothing persistent)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def decide(
-    streaks: dict[str, int],
-    details: dict[str, str],
-    champion_version: str,
-    last_request: RetrainRequestRecord | None,
-    now: datetime,
-    policy: MonitoringPolicy,
-) -> PolicyDecision:
-    """Alerts and the retraining decision from each check's run of breached nights."""
-    persistent = [c for c in CHECKS if streaks.get(c, 0) >= policy.consecutive_nights]
-    alerts = [f"{c}: breached {streaks[c]} nights in a row; {details.get(c, '')}".strip() for c in persistent]
-    drivers = [c for c in persistent if c in RETRAIN_CHECKS]
-    if not drivers:
-        return PolicyDecision(alerts, False, ["no drift or decay persisted: no retraining"])
-    reasons = [f"{c} breached {streaks[c]} nights in a row: {details.get(c, '')}" for c in drivers]
-    if last_request is not None and last_request.model_version == champion_version:
-        if last_request.status == "pending":
-            return PolicyDecision(
-                alerts,
-                False,
-                [
-                    f"dedupe: a retraining request for version {champion_version} from "
-                    f"{last_request.created_at:%Y-%m-%d %H:%M} UTC has not been taken up by train_model yet"
-                ],
-            )
-        until = last_request.created_at + timedelta(days=policy.cooldown_days)
-        if now < until:
-            return PolicyDecision(
-                alerts,
-                False,
-                [
-                    f"cooldown: retraining was requested for version {champion_version} on "
-                    f"{last_request.created_at:%Y-%m-%d %H:%M} UTC; the next request is allowed from "
-                    f"{until:%Y-%m-%d %H:%M} UTC"
-                ],
-            )
-    return PolicyDecision(alerts, True, reasons)
-
-
-def reference_frame(
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    columns: list[str],
-    train_scores: Any,
-    holdout_scores: Any,
-    time_column: str = "scheduled_departure",
-    max_rows: int = 50_000,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """What a model is monitored against: its training window's inputs (train + holdout, sampled
-    to at most `max_rows`), the day of each row (the yardstick of day-to-day variation) and the
-    model's scores (`score`; `part` says train or holdout: training rows are scored in-sample).
-
-    The meta carries what sampling would distort: rows per day of the window."""
-    import numpy as np
-    import pandas as pd
-
-    times = pd.to_datetime(pd.concat([train[time_column], holdout[time_column]], ignore_index=True), utc=True)
-    both = pd.concat(
-        [
-            train[columns].assign(score=np.asarray(train_scores, dtype=float), part="train"),
-            holdout[columns].assign(score=np.asarray(holdout_scores, dtype=float), part="holdout"),
-        ],
-        ignore_index=True,
-    ).assign(day=times.dt.strftime("%Y-%m-%d").to_numpy())
-    days = int(both["day"].nunique())
-    if len(both) > max_rows:
-        both = both.sample(n=max_rows, random_state=seed).sort_index().reset_index(drop=True)
-    meta = {
-        "rows": len(train) + len(holdout),
-        "sampled_rows": len(both),
-        "days": days,
-        "daily_rows": float((len(train) + len(holdout)) / days) if days else 0.0,
-        "window_start": str(times.min()),
-        "window_end": str(times.max()),
-    }
-    return both, meta

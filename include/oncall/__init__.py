@@ -1,1 +1,2 @@
-"""On call: the failure block of every failed task, the Model health data and page."""
+"""On call: the failure block every failed task ends with, and the Model health page (one
+reader per source, the sections, the HTML)."""

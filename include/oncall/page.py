@@ -7,12 +7,19 @@ Every value from the records is escaped.
 
 from __future__ import annotations
 
-import html
 import math
-from collections.abc import Callable
-from typing import Any
 
-from include.monitoring.report import STATUS_COLOURS, fmt
+from include.core.html import STATUS_COLOURS, badge, escape, fmt, link, rows_table, table
+from include.oncall.sections import (
+    Freshness,
+    MonitoringSection,
+    QuarantineEntry,
+    QuarantineSection,
+    RequestEntry,
+    ServingSection,
+    Snapshot,
+    VersionEntry,
+)
 
 CHECK_LABELS = {
     "feature_drift": "Feature drift (share of features drifted)",
@@ -44,31 +51,12 @@ a{color:#1f618d}
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _badge(text: str | None, colour: str) -> str:
-    return f'<span class="badge" style="background:{colour}">{_e(text or "–")}</span>'
-
-
 def _status_badge(status: str | None) -> str:
-    return _badge(status or "unknown", STATUS_COLOURS.get(status or "", "#7f8c8d"))
+    return badge(status or "unknown", STATUS_COLOURS.get(status or "", "#7f8c8d"))
 
 
 def _decision_badge(decision: str | None) -> str:
-    return _badge(decision or "not yet gated", DECISION_COLOURS.get(decision or "", "#7f8c8d"))
-
-
-def _head(*names: str) -> str:
-    return "<thead><tr>" + "".join(f"<th>{_e(n)}</th>" for n in names) + "</tr></thead>"
-
-
-def _link(href: str | None, text: str, new_tab: bool = True) -> str:
-    if not href:
-        return ""
-    target = ' target="_blank" rel="noopener"' if new_tab else ""
-    return f'<a href="{_e(href)}"{target}>{_e(text)}</a>'
+    return badge(decision or "not yet gated", DECISION_COLOURS.get(decision or "", "#7f8c8d"))
 
 
 def sparkline(
@@ -88,7 +76,8 @@ def sparkline(
     def y(v: float) -> float:
         return round(height - 3 - (v - lo) / span * (height - 6), 1)
 
-    segments, current = [], []
+    segments: list[list[str]] = []
+    current: list[str] = []
     for i, v in enumerate(values):
         if v is None or not math.isfinite(v):
             if current:
@@ -116,69 +105,70 @@ def sparkline(
     )
 
 
-def _champion_card(champion: dict[str, Any] | None) -> str:
+def _champion_card(champion: VersionEntry | None) -> str:
     if not champion:
         return (
             '<div class="card"><h3>Champion</h3><div class="big" id="champion-version">none</div>'
             '<p class="muted">No version has the alias champion yet: train_model deploys the first '
             "one whose gate passes.</p></div>"
         )
-    card = _link(champion.get("model_card"), "model card") or '<span class="muted">no model card yet</span>'
+    card = link(champion.get("model_card"), "model card") or '<span class="muted">no model card yet</span>'
     return f"""<div class="card"><h3>Champion</h3>
-<div><span class="big">v<span id="champion-version">{_e(champion["version"])}</span></span>
+<div><span class="big">v<span id="champion-version">{escape(champion["version"])}</span></span>
  {_decision_badge(champion.get("gate_decision"))}</div>
-<div>since {_e(champion.get("champion_since") or "–")}</div>
-<div class="muted">deployed by {_e(champion.get("deployed_by") or "–")} · approval:
- {_e(champion.get("approved_by") or "not recorded")} · {_e(champion.get("reason") or "")}</div>
-<div class="muted">previous champion: {_e(champion.get("previous") or "none")}
- · candidate {_e(champion.get("candidate"))}</div>
-<div class="reasons">gate: {_e(champion.get("gate_reasons") or "–")}</div>
-<div>{card} {_link(champion.get("version_url"), "MLflow version")}
- {_link(champion.get("run_url"), "MLflow run")}</div>
+<div>since {escape(champion.get("champion_since") or "–")}</div>
+<div class="muted">deployed by {escape(champion.get("deployed_by") or "–")} · approval:
+ {escape(champion.get("approved_by") or "not recorded")} · {escape(champion.get("reason") or "")}</div>
+<div class="muted">previous champion: {escape(champion.get("previous") or "none")}
+ · candidate {escape(champion.get("candidate"))}</div>
+<div class="reasons">gate: {escape(champion.get("gate_reasons") or "–")}</div>
+<div>{card} {link(champion.get("version_url"), "MLflow version")}
+ {link(champion.get("run_url"), "MLflow run")}</div>
 </div>"""
 
 
-def _serving_card(serving: dict[str, Any], champion: dict[str, Any] | None) -> str:
+def _serving_card(serving: ServingSection, champion: VersionEntry | None) -> str:
     if not serving.get("reachable"):
         return f"""<div class="card"><h3>Online service</h3>{_status_badge("BREACHED")} unreachable
-<div class="muted">{_e(serving.get("url"))}: {_e(serving.get("error"))}</div></div>"""
+<div class="muted">{escape(serving.get("url"))}: {escape(serving.get("error"))}</div></div>"""
     ok = serving.get("status") == "ok" and (champion is None or serving.get("matches_champion"))
     note = "serves the champion" if serving.get("matches_champion") else "does NOT serve the champion"
+    logged = escape(serving.get("predictions_logged"))
     return f"""<div class="card"><h3>Online service</h3>{_status_badge("ok" if ok else "BREACHED")}
- <span id="serving-version">v{_e(serving.get("version") or "–")}</span> · {_e(note)}
-<div class="muted">{_e(serving.get("url"))} · /health {_e(serving.get("status"))}
- in {_e(serving.get("latency_ms"))} ms · {_e(serving.get("predictions_logged"))} online predictions logged,
- {_e(serving.get("prediction_log_errors"))} log errors {_e(serving.get("error") or "")}</div></div>"""
+ <span id="serving-version">v{escape(serving.get("version") or "–")}</span> · {escape(note)}
+<div class="muted">{escape(serving.get("url"))} · /health {escape(serving.get("status"))}
+ in {escape(serving.get("latency_ms"))} ms · {logged} online predictions logged,
+ {escape(serving.get("prediction_log_errors"))} log errors {escape(serving.get("error") or "")}</div></div>"""
 
 
-def _freshness_card(freshness: dict[str, Any] | None) -> str:
+def _freshness_card(freshness: Freshness | None) -> str:
     if not freshness:
         return (
             '<div class="card"><h3>Online-store freshness</h3>'
             '<span class="muted">not checked yet</span></div>'
         )
     lag = freshness.get("lag_hours")
+    checked = escape(freshness.get("checked_at"))
     return f"""<div class="card"><h3>Online-store freshness</h3>{_status_badge(freshness.get("status"))}
  lag {fmt(lag)} h (max {fmt(freshness.get("max_hours"))} h)
-<div class="muted">{_e(freshness.get("detail"))}</div>
-<div class="muted">checked {_e(freshness.get("checked_at"))} for {_e(freshness.get("day"))}</div></div>"""
+<div class="muted">{escape(freshness.get("detail"))}</div>
+<div class="muted">checked {checked} for {escape(freshness.get("day"))}</div></div>"""
 
 
-def _quarantine_card(quarantine: dict[str, Any]) -> str:
+def _quarantine_card(quarantine: QuarantineSection) -> str:
     waiting = len(quarantine.get("waiting", []))
     status = "BREACHED" if waiting else "ok"
     return f"""<div class="card"><h3>Quarantine</h3>{_status_badge(status)}
  <span id="quarantine-waiting">{waiting}</span> interval(s) waiting for action
-<div class="muted">{_e(quarantine.get("total", 0))} quarantine record(s) in the lake ·
- {_link(quarantine.get("data_docs_index"), "Data Docs") or "no Data Docs yet"}</div></div>"""
+<div class="muted">{escape(quarantine.get("total", 0))} quarantine record(s) in the lake ·
+ {link(quarantine.get("data_docs_index"), "Data Docs") or "no Data Docs yet"}</div></div>"""
 
 
-def _nights(mon: dict[str, Any]) -> str:
+def _nights(mon: MonitoringSection) -> str:
     checks = mon.get("checks") or {}
     if not checks:
-        return (
-            f'<p class="muted">{_e(mon.get("note") or "no nightly checks recorded for this version yet")}</p>'
-        )
+        note = mon.get("note") or "no nightly checks recorded for this version yet"
+        return f'<p class="muted">{escape(note)}</p>'
     days = sorted(mon.get("days", []))
     rows = []
     for name, series in checks.items():
@@ -186,117 +176,108 @@ def _nights(mon: dict[str, Any]) -> str:
         latest = series[-1]
         values = [by_day[d]["value"] if d in by_day else None for d in days]
         dots = "".join(
-            f'<span class="dot" title="{_e(d)}: {_e(by_day[d]["status"])} – {_e(by_day[d]["detail"])}" '
+            f'<span class="dot" title="{escape(d)}: {escape(by_day[d]["status"])} – '
+            f'{escape(by_day[d]["detail"])}" '
             f'style="background:{STATUS_COLOURS.get(by_day[d]["status"], "#d5dbdb")}"></span>'
             if d in by_day
-            else f'<span class="dot" title="{_e(d)}: no record" style="background:#eaeded"></span>'
+            else f'<span class="dot" title="{escape(d)}: no record" style="background:#eaeded"></span>'
             for d in days
         )
         rows.append(
-            f"<tr><td>{_e(CHECK_LABELS.get(name, name))}</td>"
+            f"<td>{escape(CHECK_LABELS.get(name, name))}</td>"
             f"<td>{sparkline(values, latest.get('threshold'))}</td>"
             f"<td>{dots}</td><td>{_status_badge(latest['status'])}</td>"
             f"<td>{fmt(latest.get('value'))} / {fmt(latest.get('threshold'))}</td>"
-            f'<td class="reasons">{_e(latest["day"])}: {_e(latest.get("detail"))}</td></tr>'
+            f'<td class="reasons">{escape(latest["day"])}: {escape(latest.get("detail"))}</td>'
         )
     reports = mon.get("reports") or {}
-    report_links = " · ".join(_link(href, day) for day, href in sorted(reports.items(), reverse=True)[:7])
-    head = _head("check", "trend", "nights", "latest", "value / threshold", "latest detail")
-    return f"""<p class="muted">Version {_e(mon.get("version"))}, departure days {_e(days[0])}
- to {_e(days[-1])} (oldest left). Dashed red line: threshold.
- {_link(mon.get("mlflow_run_url"), "Metrics on MLflow")}</p>
-<table>{head}<tbody>{"".join(rows)}</tbody></table>
+    report_links = " · ".join(link(href, day) for day, href in sorted(reports.items(), reverse=True)[:7])
+    columns = ("check", "trend", "nights", "latest", "value / threshold", "latest detail")
+    return f"""<p class="muted">Version {escape(mon.get("version"))}, departure days {escape(days[0])}
+ to {escape(days[-1])} (oldest left). Dashed red line: threshold.
+ {link(mon.get("mlflow_run_url"), "Metrics on MLflow")}</p>
+{table(columns, rows)}
 <p>Drift reports: {report_links or '<span class="muted">none yet</span>'}</p>"""
 
 
-def _rows_table(
-    items: list[dict[str, Any]], empty: str, head: tuple[str, ...], cells: Callable[[dict[str, Any]], str]
-) -> str:
-    """A table with one row per item (`cells` gives the row's <td>s), or `empty` when there is none."""
-    if not items:
-        return f'<p class="muted">{_e(empty)}</p>'
-    body = "".join(f"<tr>{cells(item)}</tr>" for item in items)
-    return f"<table>{_head(*head)}<tbody>{body}</tbody></table>"
-
-
-def _request_cells(q: dict[str, Any]) -> str:
+def _request_cells(q: RequestEntry) -> str:
     return (
-        f"<td>#{_e(q['id'])}</td><td>{_e(q['created_at'])}</td><td>v{_e(q['version'])}</td>"
-        f'<td>{_e(q["day"])}</td><td class="reasons">{_e("; ".join(q["reasons"]))}</td>'
-        f"<td>{_e(q['status'])}</td><td>{_e(q.get('consumed_by') or '')}</td>"
+        f"<td>#{escape(q['id'])}</td><td>{escape(q['created_at'])}</td><td>v{escape(q['version'])}</td>"
+        f'<td>{escape(q["day"])}</td><td class="reasons">{escape("; ".join(q["reasons"]))}</td>'
+        f"<td>{escape(q['status'])}</td><td>{escape(q.get('consumed_by') or '')}</td>"
     )
 
 
-def _candidate_cells(c: dict[str, Any]) -> str:
+def _candidate_cells(c: VersionEntry) -> str:
     return (
-        f"<td>v{_e(c['version'])}</td><td>{_e(c['created'])}</td><td>{_e(c.get('candidate'))}</td>"
+        f"<td>v{escape(c['version'])}</td><td>{escape(c['created'])}</td><td>{escape(c.get('candidate'))}</td>"
         f"<td>{_decision_badge(c.get('gate_decision'))}</td>"
-        f'<td class="reasons">{_e(c.get("gate_reasons") or "")}</td>'
-        f"<td>{_e(', '.join(c.get('aliases') or []))}</td>"
-        f"<td>{_link(c.get('model_card'), 'card')} {_link(c.get('run_url'), 'run')}"
-        f" {_link(c.get('version_url'), 'version')}</td>"
+        f'<td class="reasons">{escape(c.get("gate_reasons") or "")}</td>'
+        f"<td>{escape(', '.join(c.get('aliases') or []))}</td>"
+        f"<td>{link(c.get('model_card'), 'card')} {link(c.get('run_url'), 'run')}"
+        f" {link(c.get('version_url'), 'version')}</td>"
     )
 
 
-def _quarantine_state(q: dict[str, Any]) -> str:
+def _quarantine_state(q: QuarantineEntry) -> str:
     if q.get("waiting"):
         return "<b>waiting for action</b>"
     if q.get("forced_reason"):
-        return _e(f"published by override: {q['forced_reason']}")
+        return escape(f"published by override: {q['forced_reason']}")
     return "rows set aside, the rest published"
 
 
-def _quarantine_cells(q: dict[str, Any]) -> str:
+def _quarantine_cells(q: QuarantineEntry) -> str:
     return (
-        f"<td>{_e(q['table'])}</td><td>{_e(q['interval'])}</td><td>{_e(q.get('decision'))}</td>"
-        f"<td>{_e(q.get('quarantined_rows'))} of {_e(q.get('rows'))}</td>"
-        f"<td>{_e(', '.join(q.get('failed') or []))}</td><td>{_quarantine_state(q)}</td>"
-        f"<td>{_link(q.get('data_docs'), 'Data Docs')}</td>"
+        f"<td>{escape(q['table'])}</td><td>{escape(q['interval'])}</td><td>{escape(q.get('decision'))}</td>"
+        f"<td>{escape(q.get('quarantined_rows'))} of {escape(q.get('rows'))}</td>"
+        f"<td>{escape(', '.join(q.get('failed') or []))}</td><td>{_quarantine_state(q)}</td>"
+        f"<td>{link(q.get('data_docs'), 'Data Docs')}</td>"
     )
 
 
-def _requests(mon: dict[str, Any]) -> str:
+def _requests(mon: MonitoringSection) -> str:
     head = ("request", "created", "version", "day", "reasons", "status", "taken by train_model run")
-    return _rows_table(mon.get("requests") or [], "No retraining request so far.", head, _request_cells)
+    return rows_table(mon.get("requests") or [], "No retraining request so far.", head, _request_cells)
 
 
-def _candidates(candidates: list[dict[str, Any]]) -> str:
+def _candidates(candidates: list[VersionEntry]) -> str:
     head = ("version", "registered", "candidate", "gate", "reasons", "aliases", "links")
-    return _rows_table(candidates, "No registered version yet.", head, _candidate_cells)
+    return rows_table(candidates, "No registered version yet.", head, _candidate_cells)
 
 
-def _quarantine_table(quarantine: dict[str, Any]) -> str:
+def _quarantine_table(quarantine: QuarantineSection) -> str:
     recent = quarantine.get("recent") or []
     head = ("table", "interval", "decision", "rows quarantined", "failed checks", "state", "validation")
-    table = _rows_table(recent, "Nothing quarantined.", head, _quarantine_cells)
+    listing = rows_table(recent, "Nothing quarantined.", head, _quarantine_cells)
     if not recent:
-        return table
+        return listing
     return (
-        table + '<p class="muted">Waiting for action: fix the source and clear the validate task, or '
+        listing + '<p class="muted">Waiting for action: fix the source and clear the validate task, or '
         "publish with a reason (Params of ingest_flights); README, On call, PartitionQuarantinedError.</p>"
     )
 
 
-def render(snap: dict[str, Any]) -> str:
+def render(snap: Snapshot) -> str:
     """The whole page."""
     champion = snap.get("champion")
     errors = snap.get("errors") or []
     error_box = ""
     if errors:
-        items = "".join(f"<li>{_e(e)}</li>" for e in errors)
+        items = "".join(f"<li>{escape(e)}</li>" for e in errors)
         error_box = f'<div class="errors"><b>Could not read:</b><ul>{items}</ul></div>'
     mon = snap.get("monitoring") or {}
     mlflow = (
-        _link(snap.get("model_url"), "MLflow registry") or '<span class="muted">MLflow: local database</span>'
+        link(snap.get("model_url"), "MLflow registry") or '<span class="muted">MLflow: local database</span>'
     )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Model health · {_e(snap.get("model_name"))}</title><style>{CSS}</style></head><body>
-<h1>Model health · {_e(snap.get("model_name"))}</h1>
-<div class="muted">Recorded state as of {_e(snap.get("generated_at"))}
- (read in {_e(snap.get("elapsed_ms"))} ms) ·
- {_link("/", "Airflow", new_tab=False)} · {mlflow} ·
- {_link("/dags/monitor_model", "monitor_model runs", new_tab=False)} ·
- {_link("/dags/train_model", "train_model runs", new_tab=False)} · runbook: README, On call</div>
+<title>Model health · {escape(snap.get("model_name"))}</title><style>{CSS}</style></head><body>
+<h1>Model health · {escape(snap.get("model_name"))}</h1>
+<div class="muted">Recorded state as of {escape(snap.get("generated_at"))}
+ (read in {escape(snap.get("elapsed_ms"))} ms) ·
+ {link("/", "Airflow", new_tab=False)} · {mlflow} ·
+ {link("/dags/monitor_model", "monitor_model runs", new_tab=False)} ·
+ {link("/dags/train_model", "train_model runs", new_tab=False)} · runbook: README, On call</div>
 {error_box}
 <div class="cards">{_champion_card(champion)}{_serving_card(snap.get("serving") or {}, champion)}
 {_freshness_card(mon.get("freshness"))}{_quarantine_card(snap.get("quarantine") or {})}</div>

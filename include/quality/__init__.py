@@ -1,1 +1,2 @@
-"""Data quality: Great Expectations suites, validation, publish / split / quarantine."""
+"""Data quality of each raw partition: suites declared as data, the Great Expectations session,
+validation, and release (publish, split or quarantine) with results read back for on-call."""

@@ -1,1 +1,2 @@
-"""The MLflow model registry: tracking helpers, deployment and rollback, model cards."""
+"""The MLflow model registry: tracking helpers (aliases, runs, models), deployment and rollback
+of the champion alias, and the model card of every version (card/)."""

@@ -14,7 +14,7 @@ import logging
 import math
 import statistics
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 
@@ -29,7 +29,42 @@ class DeploymentError(RuntimeError):
     """A deployment or rollback did not complete; the message says what `champion` is now."""
 
 
-def smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float) -> dict[str, Any]:
+class SmokeResult(TypedDict):
+    """The smoke test of a version on a fixed sample (recorded on the version as `smoke_test`)."""
+
+    passed: bool
+    problems: list[str]
+    rows: int
+    score_min: float
+    score_max: float
+    median_ms: float
+    slowest_ms: float
+
+
+class Probe(TypedDict):
+    """The flight the serving check asks the service about."""
+
+    flight_id: int
+    tailnum: str | None
+    carrier: str
+    origin: str
+    dest: str
+    scheduled_departure: str
+
+
+class ChampionMove(TypedDict):
+    """Where `champion` went (the `champion_model` asset event carries version and previous)."""
+
+    version: str
+    previous: str
+    probe: dict[str, Any] | None
+
+
+class DeployResult(ChampionMove):
+    smoke: SmokeResult
+
+
+def smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float) -> SmokeResult:
     """Score `sample`: every score a probability, a single-flight call within bounds (one thread,
     as the service runs).
 
@@ -41,9 +76,7 @@ def smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency
         return _smoke_test(model, sample, columns, max_latency_ms)
 
 
-def _smoke_test(
-    model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float
-) -> dict[str, Any]:
+def _smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float) -> SmokeResult:
     scores = model.predict_proba(sample[columns])[:, 1]
     problems = []
     if len(scores) != len(sample):
@@ -80,7 +113,7 @@ def serving_reload(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
     return response.json()
 
 
-def serving_check(settings: Settings, version: str, probe: dict[str, Any]) -> dict[str, Any]:
+def serving_check(settings: Settings, version: str, probe: Probe) -> dict[str, Any]:
     """The service reports `version` and scores a probe request with it."""
     import httpx
 
@@ -128,10 +161,10 @@ def approver(require_approval: bool, approval: dict[str, Any] | None) -> str:
 def move_champion(
     settings: Settings,
     version: str,
-    probe: dict[str, Any],
+    probe: Probe,
     record: dict[str, str],
     event: str = "deployed",
-) -> dict[str, Any]:
+) -> ChampionMove:
     """Point `champion` at `version`, make serving load it and verify; restore on any failure.
 
     Once verified, the model cards of the new champion (`event`: deployed or rollback) and of the
@@ -162,7 +195,7 @@ def move_champion(
     return {"version": version, "previous": previous_version, "probe": answer}
 
 
-def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[str, str]) -> dict[str, Any]:
+def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[str, str]) -> DeployResult:
     """Smoke-test `version` from the registry, then move `champion` to it (verified, or restored)."""
     model = tracking.load_model(settings, version)
     columns = tracking.model_input_columns(settings, version)
@@ -187,7 +220,7 @@ def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[
         smoke["median_ms"],
     )
     first = sample.iloc[0]
-    probe = {
+    probe: Probe = {
         "flight_id": int(first["flight_id"]),
         "tailnum": str(first["tailnum"]),
         "carrier": str(first["carrier"]),
@@ -198,20 +231,12 @@ def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[
     return {"smoke": smoke, **move_champion(settings, version, probe, record)}
 
 
-def probe_from_lake(settings: Settings) -> dict[str, Any]:
+def probe_from_lake(settings: Settings) -> Probe:
     """A probe request for the serving check: the first flight of the latest validated schedules."""
-    from datetime import UTC, datetime, timedelta
-
-    from include.lake.partitions import partitions_between
+    from include.lake.partitions import every_partition
     from include.source.dataset import FLIGHT_SCHEDULES
 
-    files = partitions_between(
-        settings.lake_root,
-        "validated",
-        FLIGHT_SCHEDULES.name,
-        datetime(1970, 1, 1, tzinfo=UTC),
-        datetime.now(UTC) + timedelta(days=3650),
-    )
+    files = every_partition(settings.lake_root, "validated", FLIGHT_SCHEDULES.name)
     for path in sorted(files, reverse=True):
         frame = pd.read_parquet(path)
         if len(frame):
@@ -229,7 +254,7 @@ def probe_from_lake(settings: Settings) -> dict[str, Any]:
     )
 
 
-def rollback(settings: Settings, version: str, record: dict[str, str]) -> dict[str, Any]:
+def rollback(settings: Settings, version: str, record: dict[str, str]) -> ChampionMove:
     """Move `champion` to an earlier registered `version`, verified on the serving surface."""
     from mlflow.exceptions import MlflowException
 

@@ -10,15 +10,23 @@ as tags on the version it moves to, so the registry itself is the deployment his
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from include.core.settings import CHALLENGER, CHAMPION, PROJECT_DIR, Settings
 
 EXPERIMENT = "flight_delay"
+
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#]*@")
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&](?:password|passwd|pwd|token|access_token|secret|api_key|key|sig|signature)=)[^&\s]+",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,32 @@ class AliasedVersion:
 def is_local(uri: str) -> bool:
     """A tracking URI that MLflow opens itself (a database file), rather than a server."""
     return uri.startswith(("sqlite:", "file:", "postgresql:", "mysql:")) or "://" not in uri
+
+
+def redact_url(text: str) -> str:
+    """`text` with any `user:password@` of a URL removed and secret-looking query values masked.
+
+    Why here: the tracking URI is where credentials usually sit, and whatever shows it (a model
+    card, the on-call page, a log line, the serving URL beside it) must not leak them."""
+    text = _CREDENTIALS.sub(lambda m: m.group("scheme"), str(text))
+    return _SECRET_QUERY.sub(lambda m: m.group("key") + "***", text)
+
+
+def ui_base(settings: Settings) -> str | None:
+    """The MLflow UI's address when MLflow is a server (a local database has no UI to link to)."""
+    uri = settings.mlflow_tracking_uri
+    return redact_url(uri).rstrip("/") if uri.startswith(("http://", "https://")) else None
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI at `base` (see `ui_base`)."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_url(base: str, model_name: str, version: str | None = None) -> str:
+    """A registered model's page in the MLflow UI, or one of its versions'."""
+    url = f"{base}/#/models/{quote(model_name)}"
+    return url if version is None else f"{url}/versions/{version}"
 
 
 def client(settings: Settings) -> Any:
@@ -91,13 +125,21 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
-def get_alias(settings: Settings, alias: str) -> AliasedVersion | None:
-    """The version an alias points at, or None when the alias (or the model) does not exist."""
+def alias_version(mlflow_client: Any, model_name: str, alias: str) -> Any | None:
+    """The ModelVersion an alias points at, on a client the caller already holds, or None when
+    the alias (or the model) does not exist: a reader shows "none" rather than failing."""
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = client(settings).get_model_version_by_alias(settings.model_name, alias)
+        return mlflow_client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
+        return None
+
+
+def get_alias(settings: Settings, alias: str) -> AliasedVersion | None:
+    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    mv = alias_version(client(settings), settings.model_name, alias)
+    if mv is None:
         return None
     return AliasedVersion(str(mv.version), mv.run_id, dict(mv.tags))
 

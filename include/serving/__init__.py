@@ -1,1 +1,2 @@
-"""Serving: the features a model sees at prediction time, the prediction log, the online service."""
+"""Serving: model inputs at prediction time (the same for batch and online), the prediction log,
+batch scoring, and the online service (FastAPI app, champion holder, flight index)."""

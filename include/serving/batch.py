@@ -9,19 +9,22 @@ latest values too, so both paths serve alike.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 from include.core.settings import Settings
 from include.features.engineering import KNOWN_AT_OFFSET
-from include.features.partitions import read_validated
+from include.features.partitions import intervals_to_process, read_validated
 from include.features.store import FEATURE_SERVICE, service_views
 from include.lake.partitions import interval_key
 from include.serving import prediction_log
+from include.serving.champion import LoadedModel
 from include.serving.inputs import REQUEST_COLUMNS, as_of_times, historical_frame
 from include.source.dataset import FLIGHT_SCHEDULES
 
@@ -88,3 +91,55 @@ def score_interval(
         flagged=int((scores >= settings.decision_threshold).sum()),
         seconds=time.perf_counter() - started,
     )
+
+
+class PredictionsExtra(TypedDict):
+    """The extra of a `flight_predictions` asset event."""
+
+    model_version: str
+    intervals: list[str]
+    flights: int
+
+
+def intervals_to_score(
+    event_extras: Iterable[Mapping[str, Any]], interval_start: str | None, days: int
+) -> list[tuple[datetime, datetime]]:
+    """The intervals a score_flights run scores, oldest first: those the triggering
+    flight_features events list (materialize_features verified them online), or, for a manual
+    run, `days` daily intervals from the date `interval_start`."""
+    listed = [
+        {"interval_start": s, "interval_end": e}
+        for extra in event_extras
+        for s, e in extra.get("intervals", [])
+    ]
+    intervals = intervals_to_process(listed, interval_start, days)
+    if not intervals:
+        raise ValueError("nothing to score: no triggering flight_features event and no Params interval_start")
+    return intervals
+
+
+def score_intervals(
+    settings: Settings,
+    store: Any,
+    champion: LoadedModel,
+    intervals: list[tuple[datetime, datetime]],
+    request_id: str | None,
+    log: logging.Logger,
+) -> list[BatchScore]:
+    """The score_next_day step: each interval scored with the champion, in order, and logged."""
+    scores = []
+    for start, end in intervals:
+        score = score_interval(
+            settings, store, champion.model, champion.version, champion.columns, start, end, request_id
+        )
+        log.info("scored %s: %s", score.interval, score.as_dict())
+        scores.append(score)
+    return scores
+
+
+def predictions_extra(model_version: str, scores: list[BatchScore]) -> PredictionsExtra:
+    return {
+        "model_version": model_version,
+        "intervals": [s.interval for s in scores],
+        "flights": sum(s.flights for s in scores),
+    }

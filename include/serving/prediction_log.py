@@ -14,11 +14,12 @@ import json
 import queue
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+
+from include.lake import sql
 
 METADATA = sa.MetaData()
 PREDICTION_LOG = sa.Table(
@@ -44,22 +45,9 @@ PREDICTION_LOG = sa.Table(
 
 
 def engine(url: str, metadata: sa.MetaData = METADATA) -> sa.Engine:
-    """An engine on the log's database (or another SQL store of the project, such as the monitoring
-    tables); creates the SQLite folder and the tables of `metadata` when missing."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    eng = sa.create_engine(url, future=True)
-    if url.startswith("sqlite"):
-
-        @sa.event.listens_for(eng, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")  # the service writes while batch jobs read
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-    metadata.create_all(eng, checkfirst=True)
-    return eng
+    """An engine on the log's database (include/lake/sql.py: the SQLite folder, pragmas and the
+    tables of `metadata` created when missing)."""
+    return sql.engine(url, metadata)
 
 
 def records(

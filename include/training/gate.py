@@ -12,7 +12,7 @@ its numbers, for the task log (a table), MLflow (tags + JSON) and the on-call pa
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,21 @@ class ModelEvidence:
     slices: dict[str, tuple[float, int]] = field(default_factory=dict)  # slice -> (roc_auc, rows)
 
 
+class GateCheckRecord(TypedDict):
+    """A check of the gate as JSON."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class GateDecisionRecord(TypedDict):
+    """The gate's decision as JSON (`GateDecision.as_dict`): the verdict and every check."""
+
+    passed: bool
+    checks: list[GateCheckRecord]
+
+
 @dataclass(frozen=True)
 class GateCheck:
     name: str
@@ -57,8 +72,11 @@ class GateDecision:
         """Why it failed (empty when it passed)."""
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+    def as_dict(self) -> GateDecisionRecord:
+        return GateDecisionRecord(
+            passed=self.passed,
+            checks=[GateCheckRecord(name=c.name, passed=c.passed, detail=c.detail) for c in self.checks],
+        )
 
     def as_table(self) -> str:
         width = max(len(c.name) for c in self.checks)

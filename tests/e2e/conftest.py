@@ -5,7 +5,6 @@ replayed so that 2026-11-23 maps onto 2013-11-04)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +18,8 @@ import pytest
 
 from include.core.settings import PROJECT_DIR, get_settings
 from tests.conftest import TEST_TODAY
-
-sys.path.insert(0, str(PROJECT_DIR / "scripts"))
+from tests.fixtures import write_real_days  # also what e2e tests import from here
+from tests.ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +28,8 @@ def airflow_db() -> None:
         [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    from apply_airflow_settings import apply
-
     from include.airflow_glue.settings_file import load_settings_file
+    from scripts.apply_airflow_settings import apply
 
     applied = apply(load_settings_file(PROJECT_DIR / "airflow_settings.yaml"))
     assert "connection flights_source (sqlite)" in applied
@@ -108,19 +106,6 @@ def source_connection(monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_FLIGHTS_SOURCE", uri)
 
     return _point
-
-
-def write_real_days(days: list[datetime]) -> None:
-    """Real 2013 days as validated + feature partitions of the session's lake (no ingestion)."""
-    from include.source.demo.build import write_real_days as write
-
-    write(get_settings().lake_root, days)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

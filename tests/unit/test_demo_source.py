@@ -11,10 +11,10 @@ from include.source.demo.build import (
     BUILDER_VERSION,
     SCALE_ID_STRIDE,
     BuildParams,
-    load_2013,
     needs_rebuild,
     scaled_copy,
 )
+from include.source.demo.frames_2013 import load_2013
 
 
 @pytest.fixture(scope="module")

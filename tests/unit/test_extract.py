@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -30,7 +32,17 @@ def test_interval_is_half_open(source_engine, insert):
 
 
 def test_rows_after_the_clock_are_invisible_and_open_intervals_refused(source_engine, insert):
-    insert(WEATHER_OBSERVATIONS, weather_rows([utc(2026, 11, 10, 1), utc(2026, 11, 10, 20)]))
+    inside = [START, utc(2026, 11, 10, 20), utc(2026, 11, 10, 23, 59, 59)]
+    later_before_now = [END, utc(2026, 11, 11, 18)]  # after the interval, before the clock's now
+    after_now = [NOW + timedelta(microseconds=1), utc(2026, 11, 12, 6), utc(2026, 11, 20)]
+    insert(WEATHER_OBSERVATIONS, weather_rows([*inside, *later_before_now, *after_now]))
+    frame = read_interval(source_engine, WEATHER_OBSERVATIONS, START, END, NOW)
+    assert list(frame["observed_at"]) == inside  # control: the interval's rows are all there
+    # An interval that ends exactly at the clock's now is closed: rows after now stay invisible.
+    frame = read_interval(source_engine, WEATHER_OBSERVATIONS, END, NOW, NOW)
+    assert list(frame["observed_at"]) == later_before_now
+    assert not set(frame["observed_at"]) & set(after_now)
+    # The clock inside the interval: refused, although rows before the clock exist.
     with pytest.raises(IntervalNotClosedError, match="ends after the source clock"):
         read_interval(source_engine, WEATHER_OBSERVATIONS, START, END, utc(2026, 11, 10, 12))
 

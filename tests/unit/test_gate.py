@@ -85,3 +85,13 @@ def test_a_slice_missing_on_one_side_is_reported_not_invented():
     decision = run(candidate=new_slice)
     names = [c.name for c in decision.checks]
     assert "slice_floor[carrier=F9]" in names and "slice_regression[carrier=F9]" not in names
+
+
+def test_the_decision_as_json_lists_every_check():
+    import json
+
+    decision = run(champion=ModelEvidence(0.71))
+    record = decision.as_dict()
+    assert record["passed"] is False
+    assert [c["name"] for c in record["checks"]] == [c.name for c in decision.checks]
+    assert json.loads(json.dumps(record)) == record  # plain JSON types (XCom, gate_decision.json)

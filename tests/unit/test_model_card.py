@@ -1,5 +1,8 @@
 """Model cards: rendering from a hand-written facts dict, status from the registry's tags, and one
-round trip through a real local MLflow (SQLite) with real validation records on disk."""
+round trip through a real local MLflow (SQLite) with real validation records on disk.
+
+The card's parts live in include/registry/card/ (record, status, content, render); publishing,
+reading and the CLI in include/registry/model_card.py."""
 
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ import pytest
 
 from include.core.settings import CHALLENGER, CHAMPION, get_settings
 from include.registry import model_card
+from include.registry.card import content
+from include.registry.card.record import collect
+from include.registry.card.render import render_html, render_markdown
+from include.registry.card.status import status_of
+from include.registry.tracking import redact_url
 
 SHA = "ab" * 32
 SCRIPT = "<script>alert('x')</script>"
@@ -89,7 +97,7 @@ def facts(**overrides) -> dict:
 
 
 def test_html_is_escaped_self_contained_and_names_the_version():
-    page = model_card.render_html(facts())
+    page = render_html(facts())
     assert SCRIPT not in page and "<script" not in page.lower()
     assert "&lt;script&gt;" in page
     assert re.search(r"<title>[^<]*flight_delay[^<]*version 7[^<]*</title>", page)
@@ -103,7 +111,7 @@ def test_html_is_escaped_self_contained_and_names_the_version():
 
 
 def test_sha256_is_full_in_markdown_and_shortened_in_html():
-    md, page = model_card.render_markdown(facts()), model_card.render_html(facts())
+    md, page = render_markdown(facts()), render_html(facts())
     assert SHA in md
     assert SHA not in page and SHA[:12] in page
     assert "split: 3 rows quarantined" in md and "19/19" in page
@@ -111,13 +119,13 @@ def test_sha256_is_full_in_markdown_and_shortened_in_html():
 
 
 def test_credentials_are_stripped_from_every_url():
-    md, page = model_card.render_markdown(facts()), model_card.render_html(facts())
+    md, page = render_markdown(facts()), render_html(facts())
     for text in (md, page):
         assert "s3cret" not in text and "hunter2" not in text and "alice:" not in text
         assert "mlflow.example.com:5000" in text and "s3://bucket/artifacts" in text
-    assert model_card.redact_url("postgresql+psycopg://u:p@ss@db:5432/x") == "postgresql+psycopg://db:5432/x"
-    assert model_card.redact_url("https://h/x?token=abc&b=1") == "https://h/x?token=***&b=1"
-    assert model_card.redact_url("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"
+    assert redact_url("postgresql+psycopg://u:p@ss@db:5432/x") == "postgresql+psycopg://db:5432/x"
+    assert redact_url("https://h/x?token=abc&b=1") == "https://h/x?token=***&b=1"
+    assert redact_url("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"
 
 
 def test_a_missing_gate_and_missing_records_say_so():
@@ -129,7 +137,7 @@ def test_a_missing_gate_and_missing_records_say_so():
         run=None,
         missing={"gate": "not yet evaluated", "lineage.json": "not found"},
     )
-    for text in (model_card.render_markdown(f), model_card.render_html(f)):
+    for text in (render_markdown(f), render_html(f)):
         assert "not yet evaluated" in text
         assert "No partitions recorded" in text and "lineage.json" in text
 
@@ -143,16 +151,16 @@ def test_computed_known_limits_for_a_weak_slice_a_small_slice_and_a_short_window
         },
         lineage={"window_start": "2013-06-21T00:00:00+00:00", "window_end": "2013-06-28T00:00:00+00:00"},
     )
-    limits = model_card.known_limits(f)
-    assert limits[: len(model_card.KNOWN_LIMITS)] == model_card.KNOWN_LIMITS
-    computed = " ".join(limits[len(model_card.KNOWN_LIMITS) :])
+    limits = content.known_limits(f)
+    assert limits[: len(content.KNOWN_LIMITS)] == content.KNOWN_LIMITS
+    computed = " ".join(limits[len(content.KNOWN_LIMITS) :])
     assert "carrier=F9" in computed and "0.510" in computed
     assert "origin=LGA" in computed and "only 120 holdout rows" in computed
     assert "carrier=AA" not in computed
     assert "7 days" in computed
-    assert "Training window of 7 days" in model_card.render_markdown(f)
-    assert "carrier=F9: ROC AUC 0.510" in model_card.render_html(f)
-    assert not model_card.known_limits(facts())[len(model_card.KNOWN_LIMITS) :]  # 21 days, good slice
+    assert "Training window of 7 days" in render_markdown(f)
+    assert "carrier=F9: ROC AUC 0.510" in render_html(f)
+    assert not content.known_limits(facts())[len(content.KNOWN_LIMITS) :]  # 21 days, good slice
 
 
 def test_status_from_aliases_and_the_successors_tags():
@@ -162,12 +170,12 @@ def test_status_from_aliases_and_the_successors_tags():
         "3": {"champion.since": "t4", "champion.previous": "1", "champion.deployed_by": "ann"},
         "4": {"gate.decision": "reject"},
     }
-    assert model_card.status_of("3", history["3"], [CHAMPION], history)["state"] == "champion"
-    retired = model_card.status_of("1", history["1"], [], history)
+    assert status_of("3", history["3"], [CHAMPION], history)["state"] == "champion"
+    retired = status_of("1", history["1"], [], history)
     assert retired["state"] == "retired" and retired["replaced_by"] == "3" and retired["replaced_at"] == "t4"
-    failed = model_card.status_of("2", history["2"], [], history)
+    failed = status_of("2", history["2"], [], history)
     assert failed["state"] == "not deployed" and "failed" in failed["detail"]
-    rejected = model_card.status_of("4", history["4"], [CHALLENGER], history)
+    rejected = status_of("4", history["4"], [CHALLENGER], history)
     assert rejected["state"] == "challenger" and "rejected" in rejected["detail"]
 
 
@@ -324,7 +332,7 @@ def test_publish_then_load_html_with_a_real_mlflow(local_mlflow, caplog, capsys)
     # Unknown versions: None, a LookupError, a warning with the command, a CLI exit status.
     assert model_card.load_html(settings, "99") is None
     with pytest.raises(LookupError):
-        model_card.collect(settings, "99")
+        collect(settings, "99")
     with caplog.at_level(logging.WARNING, logger="airflow.task"):
         assert model_card.publish_or_warn(settings, "99", "deployed") is None
     assert "python -m include.registry.model_card publish 99" in caplog.text

@@ -15,10 +15,12 @@ import pytest
 
 from include.core.settings import get_settings
 from include.monitoring.statistics import CheckResult
-from include.monitoring.steps import record, record_request
+from include.monitoring.tables import record, record_request
+from include.oncall import files, lake_reader, monitoring_reader, serving_reader
 from include.oncall import health as model_health
 from include.oncall import page as model_health_page
-from tests.e2e.conftest import free_port
+from include.registry import tracking
+from tests.ports import free_port
 
 
 @pytest.fixture
@@ -31,11 +33,11 @@ def settings(tmp_path, monkeypatch):
 
 def test_credentials_never_reach_the_page(monkeypatch, settings):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "https://bob:s3cret@mlflow.example.com/x")
-    assert model_health.mlflow_ui_base(get_settings()) == "https://mlflow.example.com/x"
+    assert tracking.ui_base(get_settings()) == "https://mlflow.example.com/x"
     monkeypatch.setenv("MLOPS_SERVING_URL", "http://svc:tok3n@127.0.0.1:1")
-    assert "tok3n" not in json.dumps(model_health.serving(get_settings(), None))
+    assert "tok3n" not in json.dumps(serving_reader.serving(get_settings(), None))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/m.db")
-    assert model_health.mlflow_ui_base(get_settings()) is None
+    assert tracking.ui_base(get_settings()) is None
 
 
 def test_sparkline_draws_values_gaps_and_threshold():
@@ -68,7 +70,7 @@ def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
     report.parent.mkdir(parents=True)
     report.write_text("<html>report</html>")
 
-    mon = model_health.monitoring(settings, "3", nights=14)
+    mon = monitoring_reader.monitoring(settings, "3", nights=14)
     assert mon["days"] == ["2013-12-10", "2013-12-09", "2013-12-08"]
     drift = mon["checks"]["feature_drift"]
     assert [d["status"] for d in drift] == ["ok", "BREACHED", "BREACHED"]
@@ -77,15 +79,15 @@ def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
     assert mon["requests"][0]["reasons"] == ["feature_drift breached 2 nights"]
     assert mon["requests"][0]["status"] == "pending"
     assert mon["reports"] == {"2013-12-10": f"reports/{report.name}"}
-    assert model_health.report_file(settings, report.name) == report
+    assert files.report_file(settings, report.name) == report
 
     # Only the window asked for, and never another version's rows.
-    assert model_health.monitoring(settings, "3", nights=1)["days"] == ["2013-12-10"]
-    assert model_health.monitoring(settings, "2", nights=14)["days"] == ["2013-12-01"]
+    assert monitoring_reader.monitoring(settings, "3", nights=1)["days"] == ["2013-12-10"]
+    assert monitoring_reader.monitoring(settings, "2", nights=14)["days"] == ["2013-12-01"]
 
 
 def test_no_monitoring_yet_is_said_not_raised(settings):
-    mon = model_health.monitoring(settings, None)
+    mon = monitoring_reader.monitoring(settings, None)
     assert mon["checks"] == {} and "no monitoring run yet" in mon["note"]
 
 
@@ -112,27 +114,69 @@ def test_quarantine_lists_what_waits_for_action(settings):
         settings, "flight_outcomes", "20261119T0000Z_20261120T0000Z", "block", published=True
     )  # forced
 
-    q = model_health.quarantine(settings)
+    q = lake_reader.quarantine(settings)
     assert q["total"] == 3
     assert [(e["table"], e["interval"][:8]) for e in q["waiting"]] == [("flight_schedules", "20261120")]
     assert q["recent"][0]["table"] == "weather_observations"  # newest interval first
     link = q["waiting"][0]["data_docs"]
     assert link == "data-docs/validations/flight_schedules/page.html"
-    assert (
-        model_health.data_docs_file(settings, link.removeprefix("data-docs/")).read_text()
-        == "<html>docs</html>"
-    )
+    assert files.data_docs_file(settings, link.removeprefix("data-docs/")).read_text() == "<html>docs</html>"
+
+
+def _real_file(path: Path) -> Path:
+    """A real file at `path`: a refusal must be about the path rule, never about a missing file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not for the page")
+    return path
 
 
 @pytest.mark.parametrize(
-    "name", ["../monitoring.db", "..%2Fx.html", "/etc/passwd", "x.html/../../y.html", ".html"]
+    ("name", "reaches"),  # the name asked for; the file (under the data folder) it names
+    [
+        ("../monitoring.db", "monitoring/monitoring.db"),
+        ("..%2Fx.html", "monitoring/reports/..%2Fx.html"),  # an encoded slash, taken literally
+        ("x.html/../../y.html", "monitoring/y.html"),
+        (".html", "monitoring/reports/.html"),
+        ("{data_dir}/secret.html", "secret.html"),  # an absolute path
+    ],
+    ids=["parent", "encoded-slash", "dot-dot-inside", "no-name", "absolute"],
 )
-def test_files_are_served_only_from_their_folders(settings, name):
-    (settings.data_dir / "secret.html").write_text("no")
-    assert model_health.report_file(settings, name) is None
-    assert model_health.data_docs_file(settings, "../secret.html") is None
-    assert model_health.data_docs_file(settings, "/etc/passwd") is None
-    assert model_health.data_docs_link(settings, "/etc/passwd") is None
+def test_report_names_are_refused_even_when_they_reach_a_real_file(settings, name, reaches):
+    name = name.format(data_dir=settings.data_dir)
+    reports = settings.monitoring_dir / "reports"
+    (reports / "x.html").mkdir(parents=True)  # a folder named like a report: x.html/.. is a real path
+    _real_file(settings.data_dir / reaches)
+    assert (reports / name).is_file()  # joined naively, the name does reach that file
+    assert files.report_file(settings, name) is None
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["../secret.html", "validations/../../secret.html", "{data_dir}/secret.html", "escape.html"],
+    ids=["parent", "dot-dot-inside", "absolute", "symlink-out"],
+)
+def test_data_docs_paths_out_of_the_site_are_refused_even_when_the_file_exists(settings, relative):
+    relative = relative.format(data_dir=settings.data_dir)
+    secret = _real_file(settings.data_dir / "secret.html")
+    site = settings.data_docs_dir
+    (site / "validations").mkdir(parents=True)
+    (site / "escape.html").symlink_to(secret)  # inside the site by name, outside by target
+    assert (site / relative).is_file()  # joined naively, the path does reach the secret
+    assert files.data_docs_file(settings, relative) is None
+    assert files.data_docs_link(settings, str(site / relative)) is None
+    assert files.data_docs_link(settings, f"file://{site / relative}") is None
+
+
+def test_files_inside_their_folders_are_served(settings):
+    """The control of the two tests above: the same functions serve what they are for."""
+    report = _real_file(settings.monitoring_dir / "reports" / f"{settings.model_name}_v3_2013-12-10.html")
+    assert files.report_file(settings, report.name) == report
+    assert files.report_file(settings, f"{settings.model_name}_v9_2013-12-10.html") is None  # no such report
+    page = _real_file(settings.data_docs_dir / "validations" / "flight_schedules" / "page.html")
+    assert files.data_docs_file(settings, "validations/flight_schedules/page.html") == page.resolve()
+    assert files.data_docs_file(settings, "validations/x/../flight_schedules/page.html") == page.resolve()
+    link = files.data_docs_link(settings, f"file://{page}")
+    assert link == "data-docs/validations/flight_schedules/page.html"
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -149,17 +193,17 @@ class _Health(BaseHTTPRequestHandler):
 
 
 def test_serving_health_says_whether_the_champion_serves(settings, monkeypatch):
-    down = model_health.serving(settings, "3")
+    down = serving_reader.serving(settings, "3")
     assert down["reachable"] is False and "refused" in down["error"].lower()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        up = model_health.serving(get_settings(), "3")
+        up = serving_reader.serving(get_settings(), "3")
         assert up["reachable"] and up["version"] == "3" and up["matches_champion"]
         assert up["predictions_logged"] == 12 and up["prediction_log_errors"] == 0
-        assert model_health.serving(get_settings(), "4")["matches_champion"] is False
+        assert serving_reader.serving(get_settings(), "4")["matches_champion"] is False
     finally:
         server.shutdown()
 
@@ -265,5 +309,6 @@ def test_warm_up_loads_what_the_first_page_load_would_wait_for():
     assert {
         "mlflow.tracking.request_header.registry",
         "include.registry.model_card",
-        "include.monitoring.steps",
+        "include.monitoring.records",
+        "include.monitoring.tables",
     } <= set(sys.modules)

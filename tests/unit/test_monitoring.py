@@ -1,4 +1,5 @@
-"""Monitoring statistics and policy (include/monitoring/statistics.py) on small, deterministic samples."""
+"""Monitoring checks, distances and policy (include/monitoring/statistics.py, distances.py,
+policy.py) and the training reference on small, deterministic samples."""
 
 from __future__ import annotations
 
@@ -10,8 +11,22 @@ import pandas as pd
 import pytest
 
 from include.monitoring import statistics as m
+from include.monitoring.distances import daily_yardstick, psi
+from include.monitoring.policy import (
+    FEATURE_DRIFT,
+    FRESHNESS,
+    PERFORMANCE,
+    PREDICTION_DRIFT,
+    VOLUME,
+    MonitoringPolicy,
+    RetrainRequestRecord,
+    decide,
+    monitoring_policy,
+    trailing_breaches,
+)
+from include.training.reference import REFERENCE_EXTRA, reference_frame
 
-POLICY = m.MonitoringPolicy()
+POLICY = MonitoringPolicy()
 
 
 def sample(
@@ -77,9 +92,9 @@ def test_tiny_or_empty_days_are_not_evaluated(rows):
 
 
 def test_psi_handles_missing_values_and_constant_columns():
-    assert math.isnan(m.psi([1.0, 2.0], []))
-    assert m.psi(np.ones(100), np.ones(100)) == pytest.approx(0.0)
-    assert m.psi(np.ones(100), np.zeros(100)) > 1
+    assert math.isnan(psi([1.0, 2.0], []))
+    assert psi(np.ones(100), np.ones(100)) == pytest.approx(0.0)
+    assert psi(np.ones(100), np.zeros(100)) > 1
     with_nan = m.column_drift("x", [1.0, 2.0, 3.0] * 100, [1.0, None, 3.0] * 100, "numeric", 0.0, POLICY)
     assert with_nan.current_missing_share == pytest.approx(1 / 3)
 
@@ -129,64 +144,69 @@ def test_slices_below_floor():
 
 
 def test_trailing_breaches():
-    assert m.trailing_breaches([]) == 0
-    assert m.trailing_breaches([True, False, True, True]) == 2
-    assert m.trailing_breaches([True, True, None]) == 0
+    assert trailing_breaches([]) == 0
+    assert trailing_breaches([True, False, True, True]) == 2
+    assert trailing_breaches([True, True, None]) == 0
 
 
 NOW = datetime(2026, 11, 30, 3, tzinfo=UTC)
-PERSISTENT = {m.FEATURE_DRIFT: 2, m.PREDICTION_DRIFT: 1, m.PERFORMANCE: 0, m.VOLUME: 0}
+PERSISTENT = {FEATURE_DRIFT: 2, PREDICTION_DRIFT: 1, PERFORMANCE: 0, VOLUME: 0}
 
 
 def test_policy_one_night_alerts_nothing():
-    decision = m.decide({m.FEATURE_DRIFT: 1}, {}, "3", None, NOW, POLICY)
+    decision = decide({FEATURE_DRIFT: 1}, {}, "3", None, NOW, POLICY)
     assert decision.alerts == [] and not decision.retrain
 
 
 def test_policy_persistent_drift_requests_retraining():
-    decision = m.decide(PERSISTENT, {m.FEATURE_DRIFT: "9 of 25 drifted"}, "3", None, NOW, POLICY)
+    decision = decide(PERSISTENT, {FEATURE_DRIFT: "9 of 25 drifted"}, "3", None, NOW, POLICY)
     assert decision.retrain and len(decision.alerts) == 1
     assert "feature_drift breached 2 nights in a row: 9 of 25 drifted" in decision.reasons[0]
 
 
 def test_policy_data_problems_alert_without_retraining():
-    decision = m.decide({m.FRESHNESS: 3, m.VOLUME: 2}, {}, "3", None, NOW, POLICY)
+    decision = decide({FRESHNESS: 3, VOLUME: 2}, {}, "3", None, NOW, POLICY)
     assert len(decision.alerts) == 2 and not decision.retrain
 
 
 def test_policy_dedupe_while_a_request_is_pending():
-    pending = m.RetrainRequestRecord(NOW - timedelta(days=30), "3", "pending")
-    decision = m.decide(PERSISTENT, {}, "3", pending, NOW, POLICY)
+    pending = RetrainRequestRecord(NOW - timedelta(days=30), "3", "pending")
+    decision = decide(PERSISTENT, {}, "3", pending, NOW, POLICY)
     assert not decision.retrain and decision.reasons[0].startswith("dedupe")
     assert decision.alerts  # the alert still fires
 
 
 def test_policy_cooldown_then_allowed_again():
-    taken = m.RetrainRequestRecord(NOW - timedelta(days=2), "3", "consumed")
-    cooling = m.decide(PERSISTENT, {}, "3", taken, NOW, POLICY)
+    taken = RetrainRequestRecord(NOW - timedelta(days=2), "3", "consumed")
+    cooling = decide(PERSISTENT, {}, "3", taken, NOW, POLICY)
     assert not cooling.retrain and cooling.reasons[0].startswith("cooldown")
-    later = m.decide(PERSISTENT, {}, "3", taken, NOW + timedelta(days=6), POLICY)
+    later = decide(PERSISTENT, {}, "3", taken, NOW + timedelta(days=6), POLICY)
     assert later.retrain
     # a new champion is a new model: its own drift may request at once
-    assert m.decide(PERSISTENT, {}, "4", taken, NOW, POLICY).retrain
+    assert decide(PERSISTENT, {}, "4", taken, NOW, POLICY).retrain
 
 
 def test_policy_from_environment():
-    policy = m.MonitoringPolicy.from_env(
+    policy = MonitoringPolicy.from_env(
         {"MLOPS_MONITOR_CONSECUTIVE_NIGHTS": "3", "MLOPS_MONITOR_EXCLUDED_FEATURES": "a, b"}
     )
     assert policy.consecutive_nights == 3 and policy.excluded_features == ("a", "b")
     assert policy.drift_margin == POLICY.drift_margin
 
 
+def test_monitoring_policy_reads_the_process_environment(monkeypatch):
+    monkeypatch.setenv("MLOPS_MONITOR_CONSECUTIVE_NIGHTS", "4")
+    assert monitoring_policy().consecutive_nights == 4
+
+
 def test_reference_frame_keeps_daily_volume_when_sampling():
     days = pd.date_range("2013-06-01", periods=10, freq="D", tz="UTC")
     train = pd.DataFrame({"x": range(900), "scheduled_departure": np.repeat(days[:9], 100)})
     holdout = pd.DataFrame({"x": range(100), "scheduled_departure": np.repeat(days[9:], 100)})
-    frame, meta = m.reference_frame(train, holdout, ["x"], np.full(900, 0.2), np.full(100, 0.3), max_rows=300)
+    frame, meta = reference_frame(train, holdout, ["x"], np.full(900, 0.2), np.full(100, 0.3), max_rows=300)
     assert len(frame) == 300 and meta["daily_rows"] == 100 and meta["days"] == 10
     assert set(frame.loc[frame["part"] == "holdout", "score"]) <= {0.3}
-    assert frame["day"].nunique() == 10 and set(m.REFERENCE_EXTRA) <= set(frame.columns)
+    assert frame["day"].nunique() == 10 and set(REFERENCE_EXTRA) <= set(frame.columns)
 
 
 def clustered_days(days: int, rows: int, seed: int, centre: float = 50.0) -> pd.DataFrame:
@@ -203,7 +223,7 @@ def clustered_days(days: int, rows: int, seed: int, centre: float = 50.0) -> pd.
 
 def test_an_ordinary_day_of_clustered_data_is_not_drift_but_another_season_is():
     ref = clustered_days(28, 300, seed=1)
-    ruler = m.daily_yardstick(ref, ref["day"], ["temp_f"], (), POLICY)
+    ruler = daily_yardstick(ref, ref["day"], ["temp_f"], (), POLICY)
     assert ruler["temp_f"] > 0.5  # single days stray far from a month of them
     ordinary = clustered_days(1, 900, seed=7)  # one new day, same season
     check, _ = m.feature_drift(ref[["temp_f"]], ordinary[["temp_f"]], (), POLICY, ruler)
@@ -215,7 +235,7 @@ def test_an_ordinary_day_of_clustered_data_is_not_drift_but_another_season_is():
 
 
 def test_scored_intervals_from_events_or_params():
-    from include.monitoring.steps import scored_intervals
+    from include.monitoring.reads import scored_intervals
 
     extras = [{"intervals": ["20131209T0000Z_20131210T0000Z", "20131208T0000Z_20131209T0000Z"]}, {}]
     got = scored_intervals(extras, None, 1)
@@ -223,3 +243,26 @@ def test_scored_intervals_from_events_or_params():
     by_hand = scored_intervals([], "2013-12-01", 2)
     assert [(s.day, e.day) for s, e in by_hand] == [(1, 2), (2, 3)]
     assert scored_intervals([], None, 1) == []
+
+
+def test_the_tables_keep_one_verdict_per_check_and_day_and_hand_out_requests_once(tmp_path, monkeypatch):
+    from include.core.settings import get_settings
+    from include.monitoring import tables
+
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MLOPS_MONITORING_URL", raising=False)
+    settings, day = get_settings(), date(2013, 12, 9)
+    result = m.CheckResult(FEATURE_DRIFT, True, 0.3, 0.2, "3 of 10 features drifted", {"psi.temp_f": 2.0})
+    for _ in range(2):  # a rerun of the night replaces its rows
+        tables.record(settings, "1", day, [result], "monitor run")
+    history = tables.checks_history(settings, "1")
+    assert history["check"].tolist() == [FEATURE_DRIFT] and history["breached"].tolist() == [1]
+    assert sorted(tables.metrics_history(settings, "1")["name"]) == ["psi.temp_f", "value"]
+    tables.record_request(settings, "1", day, ["feature_drift breached"], None, "monitor run")
+    taken = tables.take_pending_requests(settings, "train run")
+    assert [(r["model_version"], r["day"], r["reasons"]) for r in taken] == [
+        ("1", "2013-12-09", ["feature_drift breached"])
+    ]
+    assert tables.take_pending_requests(settings, "another train run") == []
+    last = tables.last_request(settings)
+    assert last is not None and last.status == "consumed"

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from include.features.training_set import fill_missing
 from include.serving import prediction_log
-from include.serving.app import PredictRequest
 from include.serving.inputs import as_of_times, model_frame
+from include.serving.online import PredictRequest
 from include.training.candidates import input_columns, serving_columns
 
 VIEWS = {"route_delay_stats": ["route_flights", "route_late_share"], "origin_weather": ["temp_f"]}

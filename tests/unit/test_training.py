@@ -63,6 +63,20 @@ def test_a_bad_grid_entry_is_refused_with_its_name(spec):
         training.make_pipeline(spec, FEATURES)
 
 
+def test_the_grid_is_checked_entry_by_entry_before_training():
+    assert training.checked_grid(training.DEFAULT_GRID) == training.DEFAULT_GRID
+    with pytest.raises(training.CandidateSpecError, match="random_forest"):
+        training.checked_grid([*training.DEFAULT_GRID, {"model": "random_forest"}])
+
+
+def test_the_window_ends_on_the_requested_day_or_asks_the_lake(tmp_path):
+    from include.training.data import NotEnoughDataError, window_end
+
+    assert window_end("2013-06-24", str(tmp_path)) == datetime(2013, 6, 24, tzinfo=UTC)
+    with pytest.raises(NotEnoughDataError, match="no validated flight_outcomes"):
+        window_end(None, str(tmp_path))  # an empty lake
+
+
 def test_candidate_names_are_stable_and_readable():
     spec = {"model": "hist_gradient_boosting", "max_depth": 8, "learning_rate": 0.05}
     assert training.candidate_name(spec) == "hist_gradient_boosting-learning_rate=0.05-max_depth=8"

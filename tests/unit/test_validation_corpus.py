@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.lake.partitions import conform
+from include.quality.gx_session import GxSession
+from include.quality.suites import suite_for
 from include.quality.validation import (
-    GxSession,
     PartitionUnreadableError,
     block_message,
     read_raw,
-    suite_for,
     validate_frame,
 )
 from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
-from include.source.demo.build import load_2013
+from include.source.demo.frames_2013 import load_2013
 
 from .conftest import utc
 
@@ -167,7 +167,7 @@ def test_release_conserves_every_raw_row(tmp_path, session, data):
     import json
 
     from include.lake.partitions import read_partition
-    from include.quality.validation import release
+    from include.quality.release import release
 
     frame = sched(data)
     frame.loc[[2, 4], "dest"] = "XXX"
@@ -189,7 +189,7 @@ def test_release_conserves_every_raw_row(tmp_path, session, data):
 def test_blocked_partition_is_quarantined_unless_forced_with_a_reason(tmp_path, session, data):
     import json
 
-    from include.quality.validation import release
+    from include.quality.release import release
 
     frame = sched(data).drop(columns=["dest"])
     raw_path = tmp_path / "raw.parquet"

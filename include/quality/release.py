@@ -1,0 +1,111 @@
+"""Release of a validated partition (I/O): publish, split out bad rows, or quarantine it.
+
+- publish: every row to the validated zone;
+- split: good rows to validated, bad rows (with their reason code) to quarantine;
+- block: the raw file is copied to quarantine, nothing is published, unless a force reason is
+  given (an on-call override): then every row is published and the reason recorded next to the
+  quarantine record.
+Nothing disappears: raw rows = published + quarantined rows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.lake.partitions import conform, partition_path, write_partition, write_text_atomic
+from include.quality.validation import ValidationOutcome
+from include.source.dataset import SourceTable
+
+ReleaseDecision = Literal["publish", "split", "block", "forced"]
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """Where an interval's rows went; small enough for XCom and an asset event's extra."""
+
+    decision: ReleaseDecision
+    validated_path: str | None
+    quarantine_dir: str | None
+    published_rows: int
+    quarantined_rows: int
+    forced_reason: str | None = None
+
+
+def quarantine_record(
+    outcome: ValidationOutcome, raw_path: str | Path, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """What `reason.json` says: the outcome, the interval, the raw file, every failure."""
+    return {
+        **outcome.summary(),
+        "interval_start": start.isoformat(),
+        "interval_end": end.isoformat(),
+        "raw_path": str(raw_path),
+        "failures": [asdict(f) for f in outcome.failures],
+    }
+
+
+def split_rows(outcome: ValidationOutcome, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(good, bad) rows; a (forced) block publishes every row, bad rows carry their reason code."""
+    if outcome.decision == "block" or outcome.row_reasons is None:
+        return raw, raw.iloc[0:0]
+    bad_index = outcome.row_reasons.index
+    return raw.drop(index=bad_index), raw.loc[bad_index].assign(quarantine_reason=outcome.row_reasons)
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2, default=str))
+
+
+def quarantine_raw_file(qdir: Path, raw_path: str | Path, record: dict[str, Any]) -> None:
+    """A blocked partition: the raw file as it came, and the reason beside it."""
+    qdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(raw_path, qdir / "part-0.parquet")
+    _write_json_atomic(qdir / "reason.json", record)
+
+
+def quarantine_rows(qdir: Path, bad: pd.DataFrame, record: dict[str, Any]) -> None:
+    """The bad rows of a split partition (if any), and the reason beside them."""
+    qdir.mkdir(parents=True, exist_ok=True)
+    if len(bad):
+        pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), qdir / "rows.parquet")
+    _write_json_atomic(qdir / "reason.json", record)
+
+
+def release(
+    outcome: ValidationOutcome,
+    table: SourceTable,
+    raw_path: str | Path,
+    raw: pd.DataFrame,
+    lake_root: str | Path,
+    start: datetime,
+    end: datetime,
+    force_reason: str | None = None,
+) -> ReleaseResult:
+    """Publish the good rows, quarantine the rest, with a reason file; nothing disappears.
+
+    A blocked partition is published whole only with `force_reason` (recorded)."""
+    qdir = partition_path(lake_root, "quarantine", table.name, start, end).parent
+    record = quarantine_record(outcome, raw_path, start, end)
+    if outcome.decision == "block" and not force_reason:
+        quarantine_raw_file(qdir, raw_path, record)
+        return ReleaseResult("block", None, str(qdir), 0, len(raw))
+    if outcome.decision == "block":
+        record["forced_publish_reason"] = force_reason
+    good, bad = split_rows(outcome, raw)
+    info = write_partition(
+        conform(good[table.column_names], table), table, lake_root, "validated", start, end
+    )
+    kept = bool(len(bad) or force_reason)
+    if kept:
+        quarantine_rows(qdir, bad, record)
+    decision: ReleaseDecision = "forced" if force_reason and outcome.decision == "block" else outcome.decision
+    return ReleaseResult(decision, info.path, str(qdir) if kept else None, info.rows, len(bad), force_reason)

@@ -1,0 +1,167 @@
+"""The data checks of each event table, declared as data (pure: no GX, no I/O).
+
+Each check has a policy:
+- ``block``: the whole partition is quarantined; nothing is published;
+- ``warn``: published; the warning is reported with the result;
+- ``row``: failing rows are split out with a reason code and the good rows published, as long
+  as the quarantined share stays at or below ``max_row_share``; above it the partition blocks.
+
+The order of the checks is the order of the suite's expectations, and so of the failures reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
+
+SUITE_VERSION = "2026-11-23-1"  # bump when a check changes; no dots (GX nests them as folders)
+Policy = Literal["block", "warn", "row"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation, declared as data: the GX class name, its arguments, a policy, a code."""
+
+    expectation: str
+    kwargs: dict[str, Any]
+    policy: Policy
+    reason: str
+
+
+def _between(col: str, lo: float, hi: float, reason: str = "out_of_range") -> Check:
+    return Check(
+        "ExpectColumnValuesToBeBetween", {"column": col, "min_value": lo, "max_value": hi}, "row", reason
+    )
+
+
+def _in_set(col: str, values: list[str], reason: str) -> Check:
+    return Check("ExpectColumnValuesToBeInSet", {"column": col, "value_set": values}, "row", reason)
+
+
+def _arrival_after_departure(arrival: str, departure: str, **extra: Any) -> Check:
+    return Check(
+        "ExpectColumnPairValuesAToBeGreaterThanB",
+        {"column_A": arrival, "column_B": departure, **extra},
+        "row",
+        "arrival_before_departure",
+    )
+
+
+def key_checks(table: SourceTable) -> list[Check]:
+    """The key is never null and unique (both block)."""
+    key = list(table.key)
+    checks = [Check("ExpectColumnValuesToNotBeNull", {"column": col}, "block", "null_key") for col in key]
+    if len(key) == 1:
+        checks.append(Check("ExpectColumnValuesToBeUnique", {"column": key[0]}, "block", "duplicate_key"))
+    else:
+        checks.append(
+            Check("ExpectCompoundColumnsToBeUnique", {"column_list": key}, "block", "duplicate_key")
+        )
+    return checks
+
+
+def required_checks(table: SourceTable) -> list[Check]:
+    """Every non-nullable column outside the key is filled (row by row)."""
+    return [
+        Check("ExpectColumnValuesToNotBeNull", {"column": col.name}, "row", "null_required")
+        for col in table.columns
+        if not col.nullable and col.name not in table.key
+    ]
+
+
+def event_time_checks(
+    table: SourceTable, start: datetime, end: datetime, expected_rows: float | None
+) -> list[Check]:
+    """Rows of this interval only, not empty, fresh, and (with a history) no volume drop."""
+    if not table.event_time:
+        return []
+    bounds = {"min_value": start.isoformat(), "max_value": end.isoformat(), "strict_max": True}
+    checks = [
+        Check(
+            "ExpectColumnValuesToBeBetween",
+            {"column": table.event_time, **bounds},
+            "row",
+            "other_interval",
+        ),
+        Check("ExpectTableRowCountToBeBetween", {"min_value": 1}, "warn", "empty_partition"),
+        # Freshness: a live table's newest row is at most 6 h older than the interval's end
+        # (weather is hourly; schedules and outcomes are published around the clock).
+        Check(
+            "ExpectColumnMaxToBeBetween",
+            {"column": table.event_time, "min_value": (end - timedelta(hours=6)).isoformat()},
+            "warn",
+            "stale_partition",
+        ),
+    ]
+    if expected_rows:
+        # A day with less than half the usual rows of its weekday: the extraction is suspect.
+        min_rows = int(expected_rows * 0.5)
+        checks.append(
+            Check("ExpectTableRowCountToBeBetween", {"min_value": min_rows}, "block", "volume_drop")
+        )
+    return checks
+
+
+def schedule_checks(airports: set[str], carriers: set[str]) -> list[Check]:
+    """Codes known in the interval's reference snapshots, distance, arrival after departure."""
+    return [
+        _in_set("origin", sorted(airports), "unknown_airport"),
+        _in_set("dest", sorted(airports), "unknown_airport"),
+        _in_set("carrier", sorted(carriers), "unknown_carrier"),
+        _between("distance_mi", 1, 6000),
+        _arrival_after_departure("scheduled_arrival", "scheduled_departure"),
+    ]
+
+
+def outcome_checks() -> list[Check]:
+    """A known status, delays and air time in their domains, arrival after departure."""
+    return [
+        _in_set("status", ["arrived", "cancelled", "diverted"], "bad_status"),
+        _between("dep_delay_min", -120, 1800),
+        _between("arr_delay_min", -180, 1800),
+        _between("air_time_min", 5, 800),
+        _arrival_after_departure(
+            "actual_arrival", "actual_departure", ignore_row_if="either_value_is_missing"
+        ),
+    ]
+
+
+def weather_checks() -> list[Check]:
+    """Weather values in physical ranges."""
+    return [
+        _between("temp_f", -40, 130),
+        _between("humidity_pct", 0, 100),
+        _between("wind_speed_mph", 0, 200),
+        _between("visibility_mi", 0, 100),
+    ]
+
+
+def domain_checks(table: SourceTable, airports: set[str], carriers: set[str]) -> list[Check]:
+    """The table's own value checks (none for tables without any)."""
+    if table is FLIGHT_SCHEDULES:
+        return schedule_checks(airports, carriers)
+    if table is FLIGHT_OUTCOMES:
+        return outcome_checks()
+    if table is WEATHER_OBSERVATIONS:
+        return weather_checks()
+    return []
+
+
+def suite_for(
+    table: SourceTable,
+    start: datetime,
+    end: datetime,
+    airports: set[str],
+    carriers: set[str],
+    expected_rows: float | None = None,
+) -> list[Check]:
+    """The checks of one table for one interval (reference sets from the same interval)."""
+    return [
+        *key_checks(table),
+        *required_checks(table),
+        *event_time_checks(table, start, end, expected_rows),
+        *domain_checks(table, airports, carriers),
+    ]

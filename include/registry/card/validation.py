@@ -1,0 +1,122 @@
+"""The validation records of the partitions a version learnt from, read from the lake's folders.
+
+Why on the card: a model is only as trustworthy as the data it saw; whether each partition
+passed its Great Expectations suite, and what was quarantined beside it, is the data half of
+the story the registry does not hold. A record that is missing or unreadable is reported.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from include.core.settings import Settings
+from include.registry.card.facts import PartitionFacts, QuarantineRecord, ValidationRecord
+
+
+def suite_matches(folder: str, table: str) -> bool:
+    """GX keeps results under `<table>_<suite version>` (or `<table>_schema_<version>` when the
+    schema check failed); versions contain no underscore, so `flight_schedules_x_y` is another
+    table's."""
+    if not folder.startswith(f"{table}_"):
+        return False
+    rest = folder[len(table) + 1 :].removeprefix("schema_")
+    return bool(rest) and "_" not in rest
+
+
+def _results(settings: Settings, table: str, key: str) -> list[tuple[str, str, Path]]:
+    """Every GX result file of one partition, as (run time, suite folder, path)."""
+    root = settings.validation_results_dir
+    runs: list[tuple[str, str, Path]] = []
+    if not root.is_dir():
+        return runs
+    for suite_dir in root.iterdir():
+        if not (suite_dir.is_dir() and suite_matches(suite_dir.name, table)):
+            continue
+        run_dir = suite_dir / key
+        for time_dir in run_dir.iterdir() if run_dir.is_dir() else []:
+            result = time_dir / f"lake-{table}.json"
+            if result.is_file():
+                runs.append((time_dir.name, suite_dir.name, result))
+    return runs
+
+
+def _failed_expectations(results: list[dict[str, Any]]) -> list[str]:
+    """The failed expectations of a result, by the reason the suite gives them (or their type)."""
+    failed = []
+    for res in results:
+        if res.get("success", True):
+            continue
+        config = res.get("expectation_config") or {}
+        reason = (config.get("meta") or {}).get("reason")
+        column = (config.get("kwargs") or {}).get("column")
+        failed.append(f"{reason or config.get('type')}{f' ({column})' if column else ''}")
+    return sorted(set(failed))
+
+
+def _result_record(
+    settings: Settings, table: str, key: str, run_time: str, suite: str, path: Path
+) -> ValidationRecord:
+    """One GX result file as the card's record, with its Data Docs page when the site has it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {"found": True, "error": f"unreadable result: {exc}"}
+    stats = data.get("statistics") or {}
+    page = settings.data_docs_dir / "validations" / suite / key / run_time / f"lake-{table}.html"
+    return {
+        "found": True,
+        "suite": suite,
+        "validated_at": ((data.get("meta") or {}).get("run_id") or {}).get("run_time") or run_time,
+        "success": bool(data.get("success")),
+        "evaluated_expectations": stats.get("evaluated_expectations"),
+        "successful_expectations": stats.get("successful_expectations"),
+        "failed": _failed_expectations(data.get("results") or []),
+        "data_docs_page": str(page.relative_to(settings.data_docs_dir)) if page.is_file() else None,
+    }
+
+
+def _quarantine_record(settings: Settings, table: str, key: str) -> QuarantineRecord:
+    """The quarantine record beside the partition in the lake: rows the model never saw, and why."""
+    reason_file = Path(settings.lake_root) / "quarantine" / table / f"interval={key}" / "reason.json"
+    if not reason_file.is_file():
+        return {"exists": False}
+    try:
+        record = json.loads(reason_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {"exists": True, "error": f"unreadable reason.json: {exc}"}
+    return {
+        "exists": True,
+        "decision": record.get("decision"),
+        "quarantined_rows": record.get("quarantined_rows"),
+        "published_rows": record.get("published_rows"),
+        "failed": record.get("failed") or [],
+        "forced_publish_reason": record.get("forced_publish_reason"),
+    }
+
+
+def validation_record(settings: Settings, table: str, key: str) -> ValidationRecord:
+    """The latest Great Expectations result of one partition (table + interval key), its Data Docs
+    page, and the quarantine record beside it in the lake, if any."""
+    runs = _results(settings, table, key)
+    out: ValidationRecord = _result_record(settings, table, key, *max(runs)) if runs else {"found": False}
+    out["quarantine"] = _quarantine_record(settings, table, key)
+    return out
+
+
+def partition_facts(settings: Settings, partitions: dict[str, str]) -> list[PartitionFacts]:
+    """Each lineage partition (`.../<zone>/<table>/interval=<key>/part-0.parquet`: sha256) with
+    its validation record; a record that cannot be read is reported, not raised."""
+    out = []
+    for path, sha in sorted(partitions.items()):
+        folder = Path(path).parent
+        table, key = folder.parent.name, folder.name.removeprefix("interval=")
+        item: PartitionFacts = {"table": table, "interval": key, "zone": folder.parent.parent.name}
+        item["sha256"] = sha
+        try:
+            item["validation"] = validation_record(settings, table, key)
+        except OSError as exc:
+            item["validation"] = {"found": False, "error": str(exc)}
+        out.append(item)
+    return out

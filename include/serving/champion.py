@@ -1,0 +1,94 @@
+"""The champion model: loaded from MLflow (batch and online), swapped when the alias moves (online).
+
+`ChampionHolder.refresh` re-reads the `champion` alias (at start, on POST /reload, and every
+MLOPS_SERVING_POLL_SECONDS from `ChampionPoller`'s thread); a failed load keeps serving the
+model already loaded and says why in `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from include.core.settings import Settings
+
+log = logging.getLogger("airflow_mlops.serving")
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    model: Any
+    columns: list[str]
+    run_id: str | None
+    loaded_at: str
+
+
+def load_version(settings: Settings, version: str, run_id: str | None) -> LoadedModel:
+    """A registered version's model and input columns, from MLflow."""
+    from include.registry import tracking
+
+    model = tracking.load_model(settings, version)
+    columns = tracking.model_input_columns(settings, version)
+    return LoadedModel(version, model, columns, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def load_champion(settings: Settings) -> LoadedModel | None:
+    """The version behind the `champion` alias, loaded; None when no version has the alias."""
+    from include.registry import tracking
+
+    aliased = tracking.champion(settings)
+    return None if aliased is None else load_version(settings, aliased.version, aliased.run_id)
+
+
+class ChampionHolder:
+    """The champion's model in memory; swapped atomically when the alias moves."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.current: LoadedModel | None = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> LoadedModel | None:
+        from include.registry import tracking
+
+        try:
+            aliased = tracking.champion(self.settings)
+            if aliased is None:
+                self.error = f"no version of {self.settings.model_name} has the alias 'champion' yet"
+                return self.current
+            if self.current is not None and self.current.version == aliased.version:
+                self.error = None
+                return self.current
+            loaded = load_version(self.settings, aliased.version, aliased.run_id)
+            with self._lock:
+                self.current = loaded
+            self.error = None
+            log.info("serving %s version %s", self.settings.model_name, aliased.version)
+        except Exception as exc:  # keep serving the model already loaded
+            self.error = f"could not load the champion: {exc}"
+            log.exception("could not load the champion")
+        return self.current
+
+
+class ChampionPoller:
+    """Refreshes a holder every `seconds` from a daemon thread, from `start` until `stop`."""
+
+    def __init__(self, holder: ChampionHolder, seconds: float) -> None:
+        self.holder = holder
+        self.seconds = seconds
+        self._stop = threading.Event()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.seconds):
+            self.holder.refresh()
+
+    def start(self) -> None:
+        threading.Thread(target=self._poll, name="champion-poller", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,160 @@
+"""The request path of the online service: a request -> a flight row -> features -> a score.
+
+`open_resources` opens what every request uses (the Feast store, its feature service, the
+prediction log's background writer) once, when the service starts; `request_row` and
+`predict_one` are what POST /predict runs (include/serving/app.py holds the routes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from include.core.settings import Settings
+from include.features.store import (
+    FEATURE_SERVICE,
+    OnlineStoreConnection,
+    online_connection_from_uri,
+    open_store,
+    service_views,
+)
+from include.serving import prediction_log
+from include.serving.champion import LoadedModel
+from include.serving.flight_index import FlightIndex
+from include.serving.inputs import online_values, single_row_inputs
+
+
+class PredictRequest(BaseModel):
+    """Either a flight id, or the entity keys and scheduled departure of a flight."""
+
+    model_config = ConfigDict(extra="forbid")
+    flight_id: int | None = Field(None, ge=0)
+    tailnum: str | None = Field(None, min_length=1, max_length=16)
+    carrier: str | None = Field(None, min_length=1, max_length=8)
+    origin: str | None = Field(None, min_length=3, max_length=4)
+    dest: str | None = Field(None, min_length=3, max_length=4)
+    scheduled_departure: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PredictRequest:
+        keys = (self.carrier, self.origin, self.dest, self.scheduled_departure)
+        if self.flight_id is None and not all(k is not None for k in keys):
+            raise ValueError(
+                "give a flight_id, or carrier, origin, dest and scheduled_departure (tailnum optional)"
+            )
+        return self
+
+
+def service_online_connection(settings: Settings) -> OnlineStoreConnection | None:
+    """The online store's connection from AIRFLOW_CONN_FEAST_ONLINE_STORE (same as the tasks')."""
+    if settings.feast_online_store == "sqlite":
+        return None
+    uri = os.environ.get("AIRFLOW_CONN_FEAST_ONLINE_STORE", "")
+    if not uri:
+        raise RuntimeError("MLOPS_FEAST_ONLINE_STORE is not sqlite: set AIRFLOW_CONN_FEAST_ONLINE_STORE")
+    return online_connection_from_uri(uri)
+
+
+@dataclass
+class ServingResources:
+    """What every request uses, opened once when the service starts."""
+
+    store: Any
+    service: Any  # the feature service, looked up once, not per request
+    views: dict[str, list[str]]
+    writer: prediction_log.BackgroundWriter
+    engine: sa.Engine
+
+    def close(self) -> None:
+        self.writer.close()
+        self.engine.dispose()
+
+
+def open_resources(settings: Settings) -> ServingResources:
+    store = open_store(settings, service_online_connection(settings))
+    views = service_views(store, FEATURE_SERVICE)
+    service = store.get_feature_service(FEATURE_SERVICE)
+    eng = prediction_log.engine(settings.prediction_log_url)
+    return ServingResources(store, service, views, prediction_log.BackgroundWriter(eng), eng)
+
+
+def request_row(request: PredictRequest, flights: FlightIndex) -> dict[str, Any] | None:
+    """The flight a request names: looked up by id (None when unknown), or given by its keys."""
+    if request.flight_id is not None and request.carrier is None:
+        found = flights.get(request.flight_id)
+        return None if found is None else dict(found)
+    departure = pd.Timestamp(request.scheduled_departure)
+    departure = departure.tz_localize("UTC") if departure.tzinfo is None else departure.tz_convert("UTC")
+    # The keys form: PredictRequest's validator requires them when there is no flight_id.
+    return {
+        "flight_id": request.flight_id if request.flight_id is not None else -1,
+        "tailnum": request.tailnum,
+        "carrier": cast(str, request.carrier).upper(),
+        "origin": cast(str, request.origin).upper(),
+        "dest": cast(str, request.dest).upper(),
+        "scheduled_departure": departure,
+    }
+
+
+def unknown_flight_message(flight_id: int | None, days: int) -> str:
+    return (
+        f"flight {flight_id} is not in the latest {days} days of validated "
+        "schedules; give carrier, origin, dest and scheduled_departure instead"
+    )
+
+
+def online_record(
+    settings: Settings,
+    current: LoadedModel,
+    row: dict[str, Any],
+    features: dict[str, Any],
+    score: float,
+    request_id: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The prediction log's row of one online prediction."""
+    return {
+        "source": "online",
+        "batch_key": None,
+        "request_id": request_id,
+        "flight_id": int(row["flight_id"]),
+        "scheduled_departure": pd.Timestamp(row["scheduled_departure"]).to_pydatetime(),
+        "model_name": settings.model_name,
+        "model_version": current.version,
+        "score": score,
+        "threshold": settings.decision_threshold,
+        "predicted_late": int(score >= settings.decision_threshold),
+        "features": json.dumps(features, default=str, sort_keys=True),
+        "features_as_of": now,
+        "predicted_at": now,
+    }
+
+
+def predict_one(
+    settings: Settings, current: LoadedModel, resources: ServingResources, row: dict[str, Any]
+) -> dict[str, Any]:
+    """Score one flight with the loaded champion, queue its log row, and say what was predicted."""
+    values = online_values(resources.store, resources.service, row)
+    inputs = single_row_inputs(row, values, resources.views)
+    features = {c: inputs[c] for c in current.columns}
+    score = float(current.model.predict_proba(pd.DataFrame([features], columns=current.columns))[0, 1])
+    request_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    resources.writer.put([online_record(settings, current, row, features, score, request_id, now)])
+    return {
+        "flight_id": row["flight_id"],
+        "model_name": settings.model_name,
+        "model_version": current.version,
+        "score": score,
+        "late": score >= settings.decision_threshold,
+        "threshold": settings.decision_threshold,
+        "request_id": request_id,
+    }

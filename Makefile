@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DAYS ?= 14
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page clean
+.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes requirements.lock
 	touch $@
+
+system: ## the Debian packages the tests need (PostgreSQL server, chromium), installed when missing
+	scripts/system_packages.sh
 
 lock: ## re-resolve requirements.txt into requirements.lock (hashes, no index URL)
 	$(VENV)/bin/uv pip compile requirements.txt -o requirements.lock --python-version 3.11 \
@@ -45,7 +48,7 @@ stop: ## stop Airflow (make run's and make demo-drift's); leaves no process of t
 	scripts/stop.sh
 	AIRFLOW_HOME=$(CURDIR)/.airflow-drift scripts/stop.sh
 
-test: venv lint ## every test (what CI runs): lint, DAG integrity, unit, end to end
+test: venv system lint ## every test (what CI runs): lint, DAG integrity and layers, unit, end to end
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests $(PYTEST_ARGS)
 
 lint: venv ## ruff (with Airflow's AIR rules), format check, mypy on include/, dags/, plugins/
@@ -57,13 +60,13 @@ format: venv ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test-dags: venv ## DAG integrity tests only
+test-dags: venv ## DAG integrity and import-layer tests only
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/dags $(PYTEST_ARGS)
 
 test-unit: venv ## unit tests only
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-e2e: venv ## end-to-end tests only (Airflow, real source database)
+test-e2e: venv system ## end-to-end tests only (Airflow, real servers, the browser)
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="feature-views list"

@@ -48,8 +48,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from include.airflow_glue import assets
-from include.airflow_glue.alerting import on_task_failure
 from include.airflow_glue.connections import source_engine
+from include.airflow_glue.defaults import task_defaults
 from include.core.settings import FLIGHTS_SOURCE_CONN_ID, SOURCE_DB_POOL
 from include.source.dataset import SOURCE_TABLES
 
@@ -62,13 +62,7 @@ from include.source.dataset import SOURCE_TABLES
     catchup=False,
     max_active_runs=4,
     dagrun_timeout=timedelta(hours=2),
-    default_args={
-        "on_failure_callback": on_task_failure,
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-    },
+    default_args=task_defaults(owner="data-platform", retries=2, retry_exponential_backoff=True),
     tags=["mlops", "ingest", "flights"],
     doc_md=__doc__,
     params={

@@ -43,8 +43,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from include.airflow_glue import assets
-from include.airflow_glue.alerting import on_task_failure
 from include.airflow_glue.connections import feature_store
+from include.airflow_glue.defaults import task_defaults
 from include.core.settings import FEAST_REGISTRY_POOL, get_settings
 
 
@@ -54,12 +54,7 @@ from include.core.settings import FEAST_REGISTRY_POOL, get_settings
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=2),
-    default_args={
-        "on_failure_callback": on_task_failure,
-        "owner": "ml-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-    },
+    default_args=task_defaults(retries=2),
     tags=["mlops", "features", "feast"],
     doc_md=__doc__,
     params={

@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from include.airflow_glue import assets
-from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.defaults import task_defaults
 from include.monitoring.contracts import (
     AlertDecision,
     CheckRecord,
@@ -61,12 +61,7 @@ from include.monitoring.contracts import (
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args={
-        "owner": "ml-platform",
-        "on_failure_callback": on_task_failure,
-        "retries": 1,
-        "retry_delay": timedelta(minutes=1),
-    },
+    default_args=task_defaults(retries=1),
     tags=["mlops", "monitoring"],
     doc_md=__doc__,
     params={

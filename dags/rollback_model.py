@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from include.airflow_glue import assets
-from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.defaults import task_defaults
 
 
 @dag(
@@ -30,12 +30,7 @@ from include.airflow_glue.alerting import on_task_failure
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "owner": "ml-platform",
-        "on_failure_callback": on_task_failure,
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-    },
+    default_args=task_defaults(retries=1, retry_delay=timedelta(seconds=30)),
     tags=["mlops", "deployment", "mlflow"],
     doc_md=__doc__,
     params={

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from include.airflow_glue import assets
-from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.defaults import task_defaults
 
 
 @dag(
@@ -34,12 +34,7 @@ from include.airflow_glue.alerting import on_task_failure
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=1),
-    default_args={
-        "owner": "ml-platform",
-        "on_failure_callback": on_task_failure,
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-    },
+    default_args=task_defaults(retries=2),
     tags=["mlops", "serving", "batch"],
     doc_md=__doc__,
     params={

@@ -48,8 +48,8 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from include.airflow_glue import assets
-from include.airflow_glue.alerting import on_task_failure
 from include.airflow_glue.connections import feature_store
+from include.airflow_glue.defaults import task_defaults
 from include.airflow_glue.run_context import deployment_record, run_tags
 from include.training.candidates import DEFAULT_GRID
 from include.training.contracts import (
@@ -69,12 +69,7 @@ from include.training.contracts import (
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
-    default_args={
-        "owner": "ml-platform",
-        "on_failure_callback": on_task_failure,
-        "retries": 1,
-        "retry_delay": timedelta(minutes=2),
-    },
+    default_args=task_defaults(retries=1, retry_delay=timedelta(minutes=2)),
     tags=["mlops", "training", "mlflow"],
     doc_md=__doc__,
     params={

@@ -13,8 +13,10 @@ from include.core.settings import FEAST_ONLINE_CONN_ID, FLIGHTS_SOURCE_CONN_ID, 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from include.features.store import OnlineStoreConnection
 
-def online_store_connection(settings: Settings) -> dict[str, Any] | None:
+
+def online_store_connection(settings: Settings) -> OnlineStoreConnection | None:
     """Host, port and credentials of the online store's server; None for the embedded SQLite."""
     if settings.feast_online_store == "sqlite":
         return None

@@ -6,7 +6,6 @@ Re-read from the lake at most every `min_interval_s`, and only when the partitio
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -26,17 +25,10 @@ class FlightIndex:
         self._by_id: dict[int, dict[str, Any]] = {}
 
     def _latest_files(self) -> tuple[str, ...]:
-        from include.lake.partitions import partitions_between
+        from include.lake.partitions import every_partition
         from include.source.dataset import FLIGHT_SCHEDULES
 
-        now = datetime.now(UTC)
-        files = partitions_between(
-            self.lake_root,
-            "validated",
-            FLIGHT_SCHEDULES.name,
-            datetime(1970, 1, 1, tzinfo=UTC),
-            now + timedelta(days=3650),
-        )
+        files = every_partition(self.lake_root, "validated", FLIGHT_SCHEDULES.name)
         return tuple(str(p) for p in sorted(files)[-self.days :])
 
     def refresh(self, force: bool = False) -> None:

@@ -1,0 +1,29 @@
+"""The default_args every DAG starts from: an owner, retries, and the failure callback.
+
+One place, so that no DAG can forget the callback that ends a failed task's log with the
+failure block (tests/dags checks every task has it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from include.airflow_glue.alerting import on_task_failure
+
+
+def task_defaults(
+    *,
+    owner: str = "ml-platform",
+    retries: int = 1,
+    retry_delay: timedelta = timedelta(minutes=1),
+    **extra: Any,
+) -> dict[str, Any]:
+    """default_args for a DAG: `owner` is the team on call for it; `extra` adds task arguments."""
+    return {
+        "owner": owner,
+        "on_failure_callback": on_task_failure,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        **extra,
+    }

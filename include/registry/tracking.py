@@ -9,9 +9,12 @@ as tags on the version it moves to, so the registry itself is the deployment his
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +119,16 @@ def pip_requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
+
+
+@contextlib.contextmanager
+def quiet_skops() -> Iterator[None]:
+    """skops finds a function's module by reading its name from every loaded module; on Airflow's
+    deprecated compatibility modules each read warns, which put ~1,150 lines into every training
+    task's log. Those warnings say nothing about the model: hide them while skops works."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `airflow\\.", category=FutureWarning)
+        yield
 
 
 SKOPS_TRUSTED_TYPES = [
@@ -281,11 +294,13 @@ def load_model(settings: Settings, version: str, *, candidate: bool = False) -> 
         if not path.is_file() or local.resolve() not in path.parents:
             why = f"its model file {sk.get('pickled_model')!r} is not in the artifact"
             refuse_model(settings, version, why)
-        extra = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+        with quiet_skops():
+            extra = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
         if extra:
             refuse_model(settings, version, f"its skops file holds types we do not trust: {extra}")
         try:
-            return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+            with quiet_skops():
+                return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
         except UntrustedTypesFoundException as exc:
             refuse_model(settings, version, f"skops found untrusted types: {exc}", exc)
 

@@ -106,9 +106,16 @@ class Settings:
     """Host headers the online service answers (`MLOPS_SERVING_ALLOWED_HOSTS`, comma-separated);
     anything else gets 400, so a page elsewhere cannot reach it through DNS rebinding."""
 
-    serving_departure_days: float
-    """How far (days, either side of the clock's now) a `scheduled_departure` given to /predict
-    may be (`MLOPS_SERVING_DEPARTURE_DAYS`); further is refused with 422."""
+    serving_departure_days_ahead: float
+    """How far ahead of the clock's now a `scheduled_departure` given to /predict may be (days,
+    `MLOPS_SERVING_DEPARTURE_DAYS_AHEAD`); later is refused with 422 (schedules are published a
+    day ahead)."""
+
+    serving_departure_days_back: float
+    """How far back from now a `scheduled_departure` may be (days, `MLOPS_SERVING_DEPARTURE_DAYS_BACK`);
+    earlier is refused with 422. Wide by default: a deployment probes the service with a flight
+    of its training holdout, and a training window may end in the past (train_model's `window_end`,
+    up to 365 days long)."""
 
     @property
     def mlflow_dir(self) -> Path:
@@ -186,5 +193,6 @@ def get_settings() -> Settings:
             for h in _env("MLOPS_SERVING_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
             if h.strip()
         ),
-        serving_departure_days=float(_env("MLOPS_SERVING_DEPARTURE_DAYS", "7")),
+        serving_departure_days_ahead=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_AHEAD", "7")),
+        serving_departure_days_back=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_BACK", "400")),
     )

@@ -69,13 +69,13 @@ def departure_problem(request: PredictRequest, settings: Settings) -> str | None
     departure = request.scheduled_departure
     departure = departure.replace(tzinfo=UTC) if departure.tzinfo is None else departure
     now = utc_now(settings.clock_now)
-    window = timedelta(days=settings.serving_departure_days)
-    if abs(departure - now) <= window:
+    ahead, back = settings.serving_departure_days_ahead, settings.serving_departure_days_back
+    if now - timedelta(days=back) <= departure <= now + timedelta(days=ahead):
         return None
     return (
-        f"scheduled_departure {departure.isoformat()} is more than {settings.serving_departure_days:g} "
-        f"days from now ({now.isoformat(timespec='seconds')}): the service predicts flights about to "
-        "depart (MLOPS_SERVING_DEPARTURE_DAYS)"
+        f"scheduled_departure {departure.isoformat()} is not within {back:g} days before and {ahead:g} "
+        f"days after now ({now.isoformat(timespec='seconds')}): the service predicts flights about to "
+        "depart (MLOPS_SERVING_DEPARTURE_DAYS_BACK / _AHEAD)"
     )
 
 

@@ -93,7 +93,9 @@ def test_an_oversized_body_is_refused_before_it_is_read(service):
         {"flight_id": 2**63},
         {"flight_id": -1},
         {**KEYS, "scheduled_departure": (TEST_NOW + timedelta(days=8)).isoformat()},
+        {**KEYS, "scheduled_departure": (TEST_NOW - timedelta(days=401)).isoformat()},
         {**KEYS, "scheduled_departure": "2013-06-30T18:00:00Z"},
+        {**KEYS, "scheduled_departure": "9999-12-31T00:00:00Z"},
         {**KEYS, "carrier": "UAL"},
         {**KEYS, "carrier": "U'"},
         {**KEYS, "origin": "EWR1"},
@@ -114,7 +116,8 @@ def test_predict_refuses_out_of_bounds_requests_with_422(service, body):
         {"flight_id": 2**63 - 1},
         KEYS,
         {**KEYS, "flight_id": 5, "tailnum": "N14228", "carrier": "9E", "origin": "jfk"},
-        {**KEYS, "scheduled_departure": (TEST_NOW - timedelta(days=6)).isoformat()},
+        {**KEYS, "scheduled_departure": (TEST_NOW + timedelta(days=6)).isoformat()},
+        {**KEYS, "scheduled_departure": (TEST_NOW - timedelta(days=30)).isoformat()},  # a holdout probe
     ],
 )
 def test_predict_lets_requests_within_bounds_through(service, body):

@@ -1,18 +1,25 @@
 """
 ### rollback_model: move `champion` back to an earlier version
 
-**When it runs.** By hand only, with Params `version` (a registered version of the model) and
-`reason` (required).
+**When it runs.** By hand only, with Params `version` (a registered version of the model),
+`reason` (required) and `override` (default off).
 
-**What it does.** Checks the version exists, moves `champion`
-to it (the version's tags record who, when, why and what it replaced), makes the online service
-reload and verifies that it serves that version; if the service does not, `champion` is put back
-and the task fails. Safe to retry: a version that already is the champion is only
-re-verified. Emits `champion_model`. Batch scoring picks the version up on its next run.
+**What it does.** Checks the version exists and that it passed the gate (`gate.decision=deploy`)
+and its smoke test (`smoke_test=passed`); otherwise it refuses, unless `override` is on (the
+reason is kept as the version's `gate.override_reason` tag). Runs the smoke test again on the
+version's own holdout (its monitoring reference), moves `champion` to it (the version's tags
+record who, when, why and what it replaced), makes the online service reload and verifies that
+it serves that version; if the service does not, `champion` is put back and the task fails.
+Safe to retry: a version that already is the champion is only re-verified. Runs in the one-slot
+pool `champion_alias`, shared with train_model's deploy_champion. Emits `champion_model`. Batch
+scoring picks the version up on its next run.
 
 **When a task is red** (runbook: README.md, *On call*).
 - `ValueError` "no version": the version does not exist; look it up in MLflow's Models page.
-- `DeploymentError`: the service did not load it; the log says what `champion` is now.
+- `RollbackRefusedError`: the version did not pass the gate or its smoke test; pick another, or
+  trigger with `override` on and a reason.
+- `DeploymentError`: the smoke test failed or the service did not load it; the log says what
+  `champion` is now.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from airflow.sdk import Param, dag, task
 
 from include.airflow_glue import assets
 from include.airflow_glue.defaults import task_defaults
+from include.core.settings import CHAMPION_POOL
 
 
 @dag(
@@ -38,24 +46,35 @@ from include.airflow_glue.defaults import task_defaults
             "", type="string", pattern="^[0-9]+$", description="Registered version to serve again."
         ),
         "reason": Param("", type="string", minLength=3, description="Why (kept on the version's tags)."),
+        "override": Param(
+            False,
+            type="boolean",
+            description="Roll back to a version that did not pass the gate or its smoke test (the reason "
+            "is kept as its gate.override_reason tag). The smoke test runs again either way.",
+        ),
     },
 )
 def rollback_model() -> None:
-    @task(outlets=[assets.CHAMPION_MODEL])
+    @task(outlets=[assets.CHAMPION_MODEL], pool=CHAMPION_POOL)
     def rollback_champion(**context) -> dict:
-        """Move `champion` to the Params version, reload serving, verify; restore on failure."""
+        """Check the Params version may serve, smoke-test it, move `champion`, reload serving,
+        verify; restore on failure."""
         from include.core.settings import get_settings
         from include.registry.deploy import rollback
+        from include.training.reference import own_smoke_sample
 
-        params, dag_run = context["params"], context["dag_run"]
+        settings, params, dag_run = get_settings(), context["params"], context["dag_run"]
+        version = str(params["version"])
         result = rollback(
-            get_settings(),
-            str(params["version"]),
+            settings,
+            version,
             {
                 "rolled_back_by": str(getattr(dag_run, "triggering_user_name", None) or "unknown"),
                 "reason": str(params["reason"]),
                 "dag_run": context["run_id"],
             },
+            sample=lambda: own_smoke_sample(settings, version),
+            override=bool(params.get("override")),
         )
         assets.emit(context, assets.CHAMPION_MODEL, {**result, "by": "rollback_model"})
         return dict(result)

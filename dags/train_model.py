@@ -24,7 +24,8 @@ grid, `require_approval`, reason).
 5. `choose_path`: `reject_candidate`, or `approve_deployment` (a human approves in the UI when
    `require_approval`), or straight to `deploy_champion`: smoke test from the registry, move
    `champion`, the online service reloads and must serve the new version; otherwise `champion`
-   is put back and the task fails.
+   is put back and the task fails. A retry finds the version already champion and only verifies.
+   Runs in the one-slot pool `champion_alias`, shared with rollback_model.
 
 **When a task is red** (runbook: README.md, *On call*).
 - Skipped `prepare_training_data` ("not training: only N day(s) with validated outcomes and
@@ -34,7 +35,11 @@ grid, `require_approval`, reason).
   materialize_features for it, or choose another window.
 - `CandidateSpecError`: a search-grid entry is wrong; fix the Params and trigger again.
 - `DeploymentError`: the smoke test or the serving check failed. The log says what `champion` is
-  now (unchanged or restored). Fix the service (make run starts it), then clear `deploy_champion`.
+  now (unchanged or restored, or that the restore failed too). Fix the service (make run starts
+  it), then clear `deploy_champion`.
+- `RegistryUnavailableError`: MLflow did not answer (not "no champion"); the task retries.
+- `UntrustedModelError`: the loader refused a version (not skops, untrusted types, no passed gate
+  or smoke test); nothing was deserialized, the champion is unchanged.
 - A rejected candidate is not a failure: the run is green, `reject_candidate` logs why, and the
   champion is unchanged. To deploy it anyway, fix the cause; the gate is not bypassable.
 """
@@ -51,6 +56,7 @@ from include.airflow_glue import assets
 from include.airflow_glue.connections import feature_store
 from include.airflow_glue.defaults import task_defaults
 from include.airflow_glue.run_context import deployment_record, run_tags
+from include.core.settings import CHAMPION_POOL
 from include.training.candidates import DEFAULT_GRID
 from include.training.contracts import (
     CandidateResult,
@@ -196,7 +202,7 @@ def train_model() -> None:
     )
     no_approval_required = EmptyOperator(task_id="no_approval_required")
 
-    @task(trigger_rule="one_success", outlets=[assets.CHAMPION_MODEL])
+    @task(trigger_rule="one_success", outlets=[assets.CHAMPION_MODEL], pool=CHAMPION_POOL)
     def deploy_champion(**context) -> dict:
         """Smoke test, move `champion`, reload serving and verify it; restore on failure.
 

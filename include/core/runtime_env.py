@@ -26,6 +26,11 @@ TELEMETRY_OFF: dict[str, str] = {
     "GX_ANALYTICS_ENABLED": "False",
 }
 
+# No library may unpickle a model: MLflow 3.17 reads this (mlflow.environment_variables), and its
+# own loaders (pickle, cloudpickle and even skops with the artifact's own trusted list) refuse
+# while it is false. Project code loads models only through include/registry/tracking.load_model.
+NO_PICKLE: dict[str, str] = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+
 API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8080
 ADMIN_USER = "admin"
@@ -163,6 +168,7 @@ def airflow_env(
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLOPS_DATA_DIR": str(data_dir or Path(os.environ.get("MLOPS_DATA_DIR", project_dir / "data"))),
         **TELEMETRY_OFF,
+        **NO_PICKLE,
     }
     return env
 

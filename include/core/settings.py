@@ -21,6 +21,7 @@ FLIGHTS_SOURCE_CONN_ID = "flights_source"
 # Airflow pools (also in airflow_settings.yaml).
 SOURCE_DB_POOL = "flights_source_db"
 FEAST_REGISTRY_POOL = "feast_registry"  # one slot: registry writes never run concurrently
+CHAMPION_POOL = "champion_alias"  # one slot: a deployment and a rollback never run at the same time
 FEAST_ONLINE_CONN_ID = "feast_online_store"  # only read when MLOPS_FEAST_ONLINE_STORE is redis/postgres
 
 # Monitoring alerts go through these connections when they exist (never required).

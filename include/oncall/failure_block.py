@@ -17,6 +17,10 @@ KEPT_SAFE: dict[str, str] = {
     "CandidateSpecError": "no model was trained; the champion is unchanged",
     "NoCandidateError": "no model was registered; the champion is unchanged",
     "DeploymentError": "the champion is unchanged or was restored (the message above says which)",
+    "RegistryUnavailableError": "nothing was read as 'no champion' and nothing was changed; the task retries",
+    "UntrustedModelError": "nothing of the version was deserialized; the champion and the served model "
+    "are unchanged",
+    "RollbackRefusedError": "the champion is unchanged; the refused version was not loaded",
 }
 DEFAULT_KEPT_SAFE = (
     "every task writes atomically: no partial partition, table or alias move was published; "

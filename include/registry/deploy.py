@@ -1,11 +1,15 @@
 """Deployment and rollback of the `champion` alias, verified on the serving surface.
 
 deploy(): smoke-test the registered version (load it from the registry, score a fixed sample,
-check the range and the single-flight latency) -> move `champion` (the previous version is
-remembered on the new one's tags) -> the online service reloads -> it must report the new
-version and answer a prediction with it. Any failure after the move puts `champion` back where
-it was (or removes it if there was none), reloads the service and raises DeploymentError saying
-so. rollback() moves `champion` to a named earlier version the same way.
+check the range and the single-flight latency) -> record the move on the new version's tags
+(what it replaces, who, why) -> move `champion` -> the online service reloads -> it must report
+the new version and answer a prediction with it. Any failure of the move, the reload or the
+check puts `champion` back where it was (or removes it if there was none), reloads the service
+and raises DeploymentError saying so (and saying so if the restore failed too). A retry finds
+the version already champion and only verifies. rollback() moves `champion` to an earlier
+version that passed the gate and its smoke test (or one overridden with a reason), after
+smoke-testing it again. train_model's deploy_champion and rollback_model's task share one
+one-slot pool (`champion_alias`): they never run at the same time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import math
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import pandas as pd
@@ -133,9 +138,14 @@ def serving_check(settings: Settings, version: str, probe: Probe) -> dict[str, A
 
 
 def _restore(settings: Settings, previous: tracking.AliasedVersion | None, failed: str) -> str:
+    """Put `champion` back on `previous` (or remove it when there was none); says what it is now."""
     client = tracking.client(settings)
     if previous is None:
-        client.delete_registered_model_alias(settings.model_name, CHAMPION)
+        try:
+            client.delete_registered_model_alias(settings.model_name, CHAMPION)
+        except Exception as exc:
+            if not tracking.is_missing(exc):  # already absent: the move itself never happened
+                raise
         state = "no version has the alias champion (as before)"
     else:
         tracking.set_alias(settings, CHAMPION, previous.version, restored_after_failed_deploy_of=failed)
@@ -159,6 +169,20 @@ def approver(require_approval: bool, approval: dict[str, Any] | None) -> str:
     return str(name) if name else "approved (responder not recorded)"
 
 
+def _previous_of_retry(
+    settings: Settings, current: tracking.AliasedVersion, record: dict[str, str]
+) -> tuple[tracking.AliasedVersion | None, str, bool]:
+    """`version` already is the champion: what it replaced (from its first attempt's tags, never
+    the version itself) and whether this is a retry of the same run (then a failed verification
+    restores that previous version; otherwise `champion` is left alone and only verified)."""
+    previous_version = current.tags.get("champion.previous", "none")
+    retry = bool(record.get("dag_run")) and current.tags.get("champion.dag_run") == record.get("dag_run")
+    if previous_version in ("none", current.version):
+        return None, previous_version, retry
+    mv = tracking.client(settings).get_model_version(settings.model_name, previous_version)
+    return tracking.AliasedVersion(str(mv.version), mv.run_id, dict(mv.tags)), previous_version, retry
+
+
 def move_champion(
     settings: Settings,
     version: str,
@@ -166,44 +190,80 @@ def move_champion(
     record: dict[str, str],
     event: str = "deployed",
 ) -> ChampionMove:
-    """Point `champion` at `version`, make serving load it and verify; restore on any failure.
+    """Point `champion` at `version`, make serving load it and verify, as one transaction.
 
-    Once verified, the model cards of the new champion (`event`: deployed or rollback) and of the
-    one it replaced are rebuilt; a card that fails to build is logged, never undoes the move."""
-    previous = tracking.champion(settings)
-    previous_version = previous.version if previous else "none"
-    tracking.set_alias(settings, CHAMPION, version, previous=previous_version, **record)
+    The version's tags (what it replaces, who, why) are written first; the alias move, the reload
+    and the check run in one guarded block, and any failure there puts `champion` back (or
+    removes it when there was none); if that restore fails too, the error says both. Idempotent:
+    when `version` already is the champion (a retry) only the verification runs and `previous`
+    stays what the first attempt recorded. Once verified, the model cards of the new champion
+    (`event`: deployed or rollback) and of the one it replaced are rebuilt; a card that fails to
+    build is logged, never undoes the move."""
+    current = tracking.champion(settings)
+    already = current is not None and current.version == str(version)
+    if current is not None and already:
+        previous, previous_version, restore_on_failure = _previous_of_retry(settings, current, record)
+    else:
+        previous, previous_version, restore_on_failure = current, current.version if current else "none", True
+        tracking.record_alias_move(settings, CHAMPION, version, previous=previous_version, **record)
+    reloaded: dict[str, Any] = {}
     try:
+        if not already:
+            tracking.client(settings).set_registered_model_alias(settings.model_name, CHAMPION, str(version))
         reloaded = serving_reload(settings)
         answer = serving_check(settings, version, probe)
     except Exception as exc:
-        state = _restore(settings, previous, version)
-        raise DeploymentError(
+        said = f" (the service says: {reloaded['error']})" if reloaded.get("error") else ""
+        where = (
             f"moving champion to {settings.model_name} version {version} failed on the serving surface "
-            f"({settings.serving_url}): {exc}. {state}. Check the service (make run starts it; "
+            f"({settings.serving_url}): {exc}{said}."
+        )
+        if not restore_on_failure:
+            raise DeploymentError(
+                f"{where} Version {version} already was the champion before this run; it was left "
+                "as it is. Check the service (make run starts it; README 'On call' > DeploymentError), "
+                "then clear the task."
+            ) from exc
+        try:
+            state = _restore(settings, previous, version)
+        except Exception as restore_exc:
+            raise DeploymentError(
+                f"{where} Restoring champion to {previous.version if previous else 'no version'} "
+                f"FAILED too: {type(restore_exc).__name__}: {restore_exc}. champion may point at version "
+                f"{version}, which is not verified. Set it by hand in MLflow (Models > "
+                f"{settings.model_name} > aliases) or trigger rollback_model once MLflow answers. "
+                "README 'On call' > DeploymentError (restore failed)."
+            ) from exc
+        raise DeploymentError(
+            f"{where} {state}. Check the service (make run starts it; "
             "README 'On call' > DeploymentError), then clear the task."
         ) from exc
     log.info(
-        "champion: version %s -> %s; the online service serves %s (probe score %.3f)",
+        "champion: version %s -> %s%s; the online service serves %s (probe score %.3f)",
         previous_version,
         version,
+        " (already moved by an earlier attempt: verified only)" if already else "",
         reloaded.get("version"),
         answer["score"],
     )
     model_card.publish_or_warn(settings, version, event)
-    if previous is not None and previous.version != version:
+    if previous is not None and previous.version != version and not already:
         model_card.publish_or_warn(settings, previous.version, "replaced")
     return {"version": version, "previous": previous_version, "probe": answer}
 
 
-def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[str, str]) -> DeployResult:
-    """Smoke-test `version` from the registry, then move `champion` to it (verified, or restored)."""
-    model = tracking.load_model(settings, version)
+def run_smoke_test(settings: Settings, version: str, sample: pd.DataFrame) -> SmokeResult:
+    """The version's smoke test, from the registry (its own load: it needs no passed smoke test
+    yet), recorded as its `smoke_test` tag; DeploymentError when it fails (champion unchanged)."""
+    model = tracking.load_model(settings, version, candidate=True)
     columns = tracking.model_input_columns(settings, version)
     smoke = smoke_test(model, sample.head(SMOKE_ROWS), columns, settings.smoke_max_latency_ms)
     client = tracking.client(settings)
     client.set_model_version_tag(
-        settings.model_name, version, "smoke_test", "passed" if smoke["passed"] else "failed"
+        settings.model_name,
+        version,
+        tracking.SMOKE_TAG,
+        tracking.SMOKE_PASSED if smoke["passed"] else "failed",
     )
     if not smoke["passed"]:
         current = tracking.champion(settings)
@@ -220,6 +280,12 @@ def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[
         smoke["score_max"],
         smoke["median_ms"],
     )
+    return smoke
+
+
+def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[str, str]) -> DeployResult:
+    """Smoke-test `version` from the registry, then move `champion` to it (verified, or restored)."""
+    smoke = run_smoke_test(settings, version, sample)
     first = sample.iloc[0]
     probe: Probe = {
         "flight_id": int(first["flight_id"]),
@@ -255,25 +321,55 @@ def probe_from_lake(settings: Settings) -> Probe:
     )
 
 
-def rollback(settings: Settings, version: str, record: dict[str, str]) -> ChampionMove:
-    """Move `champion` to an earlier registered `version`, verified on the serving surface."""
-    from mlflow.exceptions import MlflowException
+class RollbackRefusedError(RuntimeError):
+    """A rollback target that did not pass the gate or its smoke test, without an override."""
 
+
+def rollback(
+    settings: Settings,
+    version: str,
+    record: dict[str, str],
+    sample: Callable[[], pd.DataFrame],
+    override: bool = False,
+) -> ChampionMove:
+    """Move `champion` to an earlier registered `version`: smoke-tested, verified on the serving
+    surface, restored on failure.
+
+    Only to a version whose tags show a passed gate and a passed smoke test, unless `override`
+    (with the record's `reason`, kept as its `gate.override_reason` tag, which the loader then
+    accepts in place of the gate). `sample()` reads the version's own holdout (its monitoring
+    reference) for the smoke test, which runs again whatever its tag says; it is called only
+    once the version is known to exist and may serve."""
     client = tracking.client(settings)
     try:
-        client.get_model_version(settings.model_name, version)
-    except MlflowException as exc:
+        mv = client.get_model_version(settings.model_name, version)
+    except Exception as exc:
+        if not tracking.is_missing(exc):
+            what = f"read version {version} of {settings.model_name}"
+            tracking.registry_unavailable(what, exc)
         raise ValueError(
             f"no version {version} of {settings.model_name} in the MLflow registry; "
             "choose one from MLflow's Models page"
         ) from exc
+    problems = tracking.not_deployable(dict(mv.tags))
     current = tracking.champion(settings)
+    if problems and not override:
+        raise RollbackRefusedError(
+            f"rollback to {settings.model_name} version {version} refused: {'; '.join(problems)}. "
+            f"champion unchanged ({current.version if current else 'none'}). Pick a version whose "
+            "gate.decision is deploy and smoke_test passed (MLflow's Models page), or trigger again with "
+            "Params override=true and a reason. README 'On call' > RollbackRefusedError."
+        )
+    if problems:
+        reason = record.get("reason", "").strip()
+        if len(reason) < 3:
+            raise ValueError("override=true needs a reason (Params reason, at least 3 characters)")
+        by = record.get("rolled_back_by", "unknown")
+        client.set_model_version_tag(settings.model_name, version, tracking.GATE_OVERRIDE_TAG, reason)
+        client.set_model_version_tag(settings.model_name, version, "gate.override_by", by)
+        log.warning("OVERRIDE by %s: rollback to version %s although %s", by, version, "; ".join(problems))
+    run_smoke_test(settings, version, sample())
     probe = probe_from_lake(settings)
-    if current is not None and current.version == version:  # a retry, or nothing to do: verify only
-        serving_reload(settings)
-        serving_check(settings, version, probe)
-        log.warning("version %s already is the champion; the online service serves it", version)
-        return {"version": version, "previous": version, "probe": None}
     result = move_champion(settings, version, probe, record, event="rollback")
     log.warning(
         "ROLLBACK: champion %s -> %s by %s: %s",

@@ -9,15 +9,19 @@ as tags on the version it moves to, so the registry itself is the deployment his
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
+from include.core.runtime_env import NO_PICKLE
 from include.core.settings import CHALLENGER, CHAMPION, PROJECT_DIR, Settings
 
 EXPERIMENT = "flight_delay"
@@ -76,6 +80,7 @@ def client(settings: Settings) -> Any:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.update(NO_PICKLE)  # every process that talks to MLflow, whatever started it
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -116,6 +121,16 @@ def pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
 
 
+@contextlib.contextmanager
+def quiet_skops() -> Iterator[None]:
+    """skops finds a function's module by reading its name from every loaded module; on Airflow's
+    deprecated compatibility modules each read warns, which put ~1,150 lines into every training
+    task's log. Those warnings say nothing about the model: hide them while skops works."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `airflow\\.", category=FutureWarning)
+        yield
+
+
 SKOPS_TRUSTED_TYPES = [
     # Types our own pipelines contain that skops does not trust by default. We build and log
     # these models ourselves; loading a model from elsewhere would need its own review.
@@ -125,19 +140,59 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
-def alias_version(mlflow_client: Any, model_name: str, alias: str) -> Any | None:
-    """The ModelVersion an alias points at, on a client the caller already holds, or None when
-    the alias (or the model) does not exist: a reader shows "none" rather than failing."""
+class RegistryUnavailableError(RuntimeError):
+    """The MLflow registry could not be asked (connection refused, a 5xx, a timeout): not "no alias"."""
+
+
+class UntrustedModelError(RuntimeError):
+    """A registered version was refused for loading (format, types or missing gate/smoke tags)."""
+
+
+def is_missing(exc: BaseException) -> bool:
+    """True when an MLflow error says the thing asked about does not exist (and only then).
+
+    A missing model is RESOURCE_DOES_NOT_EXIST; MLflow 3.17's stores report a missing alias as
+    INVALID_PARAMETER_VALUE "Registered model alias ... not found." (sqlalchemy and file store,
+    and the server passes that on)."""
     from mlflow.exceptions import MlflowException
 
+    if not isinstance(exc, MlflowException):
+        return False
+    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    message = str(exc.message)
+    return exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in message and "not found" in message
+
+
+def registry_unavailable(what: str, exc: BaseException) -> NoReturn:
+    """Raise the project error for an MLflow call that failed for any reason but "does not exist"."""
+    import mlflow
+
+    uri = redact_url(mlflow.get_registry_uri())
+    detail = redact_url(str(exc))[:400]
+    raise RegistryUnavailableError(
+        f"could not {what} in the MLflow registry ({uri}): {type(exc).__name__}: {detail}. "
+        "Nothing was changed: this is not read as 'no champion'. Check that MLflow answers "
+        "(make run starts it; .airflow/logs/mlflow.log), then clear the task; it also retries. "
+        "README 'On call' > RegistryUnavailableError."
+    ) from exc
+
+
+def alias_version(mlflow_client: Any, model_name: str, alias: str) -> Any | None:
+    """The ModelVersion an alias points at, on a client the caller already holds, or None when
+    the alias (or the model) does not exist. Any other failure (MLflow down, a 5xx) raises
+    RegistryUnavailableError: an outage must fail the task, never look like "no champion"."""
     try:
         return mlflow_client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+    except Exception as exc:
+        if is_missing(exc):
+            return None
+        registry_unavailable(f"read the alias '{alias}' of model {model_name}", exc)
 
 
 def get_alias(settings: Settings, alias: str) -> AliasedVersion | None:
-    """The version an alias points at, or None when the alias (or the model) does not exist."""
+    """The version an alias points at, or None when the alias (or the model) does not exist;
+    RegistryUnavailableError when MLflow cannot be asked."""
     mv = alias_version(client(settings), settings.model_name, alias)
     if mv is None:
         return None
@@ -154,8 +209,14 @@ def challenger(settings: Settings) -> AliasedVersion | None:
 
 def set_alias(settings: Settings, alias: str, version: str, **record: str) -> None:
     """Point `alias` at `version` and record who, when and why as tags on that version."""
+    client(settings).set_registered_model_alias(settings.model_name, alias, str(version))
+    record_alias_move(settings, alias, version, **record)
+
+
+def record_alias_move(settings: Settings, alias: str, version: str, **record: str) -> None:
+    """The tags of a move of `alias` to `version` (`<alias>.since` and `<alias>.<key>`), without
+    moving it: a deployment writes these first and moves the alias inside its guarded block."""
     c = client(settings)
-    c.set_registered_model_alias(settings.model_name, alias, str(version))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     c.set_model_version_tag(settings.model_name, str(version), f"{alias}.since", stamp)
     for key, value in record.items():
@@ -166,12 +227,82 @@ def model_uri(settings: Settings, version: str) -> str:
     return f"models:/{settings.model_name}/{version}"
 
 
-def load_model(settings: Settings, version: str) -> Any:
-    """The scikit-learn pipeline of a registered version (skops format: safe to load)."""
-    import mlflow.sklearn
+# A version serves (champion, batch scoring, a rollback target) only once the gate passed it and its
+# smoke test passed; a rollback with Params override=true records its reason in GATE_OVERRIDE_TAG
+# instead of a passed gate.
+GATE_TAG, GATE_PASSED = "gate.decision", "deploy"
+SMOKE_TAG, SMOKE_PASSED = "smoke_test", "passed"
+GATE_OVERRIDE_TAG = "gate.override_reason"
 
-    client(settings)
-    return mlflow.sklearn.load_model(model_uri(settings, version))
+
+def not_deployable(tags: dict[str, str]) -> list[str]:
+    """Why a version with these tags may not serve (empty: it may)."""
+    problems = []
+    if tags.get(GATE_TAG) != GATE_PASSED and not tags.get(GATE_OVERRIDE_TAG):
+        problems.append(f"{GATE_TAG} is {tags.get(GATE_TAG) or 'not set'!r}, not {GATE_PASSED!r}")
+    if tags.get(SMOKE_TAG) != SMOKE_PASSED:
+        problems.append(f"{SMOKE_TAG} is {tags.get(SMOKE_TAG) or 'not set'!r}, not {SMOKE_PASSED!r}")
+    return problems
+
+
+def refuse_model(settings: Settings, version: str, why: str, cause: BaseException | None = None) -> NoReturn:
+    raise UntrustedModelError(
+        f"refused to load {settings.model_name} version {version}: {why}. Nothing of it was "
+        "deserialized; the champion and the model being served are unchanged. "
+        "README 'On call' > UntrustedModelError."
+    ) from cause
+
+
+def load_model(settings: Settings, version: str, *, candidate: bool = False) -> Any:
+    """The scikit-learn pipeline of a registered version: the one way project code loads a model.
+
+    Only a skops artifact loads, with our SKOPS_TRUSTED_TYPES (never the list the artifact itself
+    declares), no `code` paths, never pickle; and, unless `candidate` (the gate's and the smoke
+    test's own load of the version they judge), only a version whose tags show a passed gate and a
+    passed smoke test. Anything else raises UntrustedModelError before a byte is deserialized."""
+    import tempfile
+
+    import mlflow
+    import skops.io
+    import yaml
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    c = client(settings)
+    try:
+        mv = c.get_model_version(settings.model_name, str(version))
+    except Exception as exc:
+        if is_missing(exc):
+            refuse_model(settings, version, "no such version in the registry", exc)
+        registry_unavailable(f"read version {version} of {settings.model_name}", exc)
+    if not candidate and (problems := not_deployable(dict(mv.tags))):
+        refuse_model(settings, version, "; ".join(problems))
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(model_uri(settings, version), dst_path=tmp))
+        except Exception as exc:
+            registry_unavailable(f"download the artifacts of version {version}", exc)
+        mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}
+        flavors = mlmodel.get("flavors") or {}
+        sk = flavors.get("sklearn") or {}
+        fmt = sk.get("serialization_format", "pickle")
+        if fmt != "skops":
+            why = f"its MLmodel declares serialization_format {fmt!r}, not 'skops'"
+            refuse_model(settings, version, why)
+        if sk.get("code") or (flavors.get("python_function") or {}).get("code"):
+            refuse_model(settings, version, "its MLmodel declares `code` paths (code shipped with it)")
+        path = (local / str(sk.get("pickled_model", ""))).resolve()
+        if not path.is_file() or local.resolve() not in path.parents:
+            why = f"its model file {sk.get('pickled_model')!r} is not in the artifact"
+            refuse_model(settings, version, why)
+        with quiet_skops():
+            extra = sorted(set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES))
+        if extra:
+            refuse_model(settings, version, f"its skops file holds types we do not trust: {extra}")
+        try:
+            with quiet_skops():
+                return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        except UntrustedTypesFoundException as exc:
+            refuse_model(settings, version, f"skops found untrusted types: {exc}", exc)
 
 
 def model_input_columns(settings: Settings, version: str) -> list[str]:

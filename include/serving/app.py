@@ -149,6 +149,7 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
             "model_name": settings.model_name,
             "model_version": current.version if current else None,
             "error": redact_url(holder.error) if holder.error else None,
+            "refused": holder.refused,  # a champion version the loader refused, and why
             "flights_known": len(flights),
             "predictions_logged": writer.written if writer else 0,
             "prediction_log_errors": writer.errors if writer else 0,

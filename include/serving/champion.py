@@ -2,7 +2,9 @@
 
 `ChampionHolder.refresh` re-reads the `champion` alias (at start, on POST /reload, and every
 MLOPS_SERVING_POLL_SECONDS from `ChampionPoller`'s thread); a failed load keeps serving the
-model already loaded and says why in `error`.
+model already loaded and says why in `error`. A version the loader refuses (not skops, untrusted
+types, no passed gate or smoke test: tracking.UntrustedModelError) is never served; `refused`
+names it and why (GET /health shows it) until `champion` points at a version that loads.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from include.core.settings import Settings
 
@@ -28,7 +30,8 @@ class LoadedModel:
 
 
 def load_version(settings: Settings, version: str, run_id: str | None) -> LoadedModel:
-    """A registered version's model and input columns, from MLflow."""
+    """A registered version's model and input columns, from MLflow, through the one loader
+    (tracking.load_model: skops only, our trusted types, a passed gate and smoke test)."""
     from include.registry import tracking
 
     model = tracking.load_model(settings, version)
@@ -44,6 +47,14 @@ def load_champion(settings: Settings) -> LoadedModel | None:
     return None if aliased is None else load_version(settings, aliased.version, aliased.run_id)
 
 
+class Refusal(TypedDict):
+    """A champion version the service would not load, and why (GET /health `refused`)."""
+
+    version: str
+    reason: str
+    at: str
+
+
 class ChampionHolder:
     """The champion's model in memory; swapped atomically when the alias moves."""
 
@@ -51,6 +62,7 @@ class ChampionHolder:
         self.settings = settings
         self.current: LoadedModel | None = None
         self.error: str | None = None
+        self.refused: Refusal | None = None
         self._lock = threading.Lock()
 
     def refresh(self) -> LoadedModel | None:
@@ -63,16 +75,30 @@ class ChampionHolder:
                 return self.current
             if self.current is not None and self.current.version == aliased.version:
                 self.error = None
+                self.refused = None
                 return self.current
-            loaded = load_version(self.settings, aliased.version, aliased.run_id)
+            try:
+                loaded = load_version(self.settings, aliased.version, aliased.run_id)
+            except tracking.UntrustedModelError as exc:  # never served; the previous model stays
+                self._refuse(aliased.version, exc)
+                return self.current
             with self._lock:
                 self.current = loaded
             self.error = None
+            self.refused = None
             log.info("serving %s version %s", self.settings.model_name, aliased.version)
         except Exception as exc:  # keep serving the model already loaded
             self.error = f"could not load the champion: {exc}"
             log.exception("could not load the champion")
         return self.current
+
+    def _refuse(self, version: str, exc: Exception) -> None:
+        serving = self.current.version if self.current else "nothing"
+        if self.refused is None or self.refused["version"] != version:
+            log.error("%s; still serving %s", exc, serving)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        self.refused = Refusal(version=version, reason=str(exc), at=stamp)
+        self.error = f"champion version {version} refused (still serving {serving}): {exc}"
 
 
 class ChampionPoller:

@@ -5,8 +5,10 @@ A candidate deploys only if every check holds: an absolute floor; it beats the n
 tolerance; every slice (carrier, origin) with enough rows is above its floor and has not
 regressed against the champion beyond a tolerance; its signature is what serving expects; its
 size and single-row latency are within bounds. Without a champion (the first model) the
-comparisons with it are skipped, the rest still apply. The decision carries every check and
-its numbers, for the task log (a table), MLflow (tags + JSON) and the on-call page.
+comparisons with it are skipped, the rest still apply; a champion that exists but could not be
+measured on the holdout is a failed check (`champion_measured`), never the first model's rules.
+The decision carries every check and its numbers, for the task log (a table), MLflow (tags +
+JSON) and the on-call page.
 """
 
 from __future__ import annotations
@@ -94,8 +96,12 @@ def decide(
     size_mb: float,
     latency_ms: float,
     t: GateThresholds | None = None,
+    champion_unmeasured: str | None = None,
 ) -> GateDecision:
-    """Apply every check; the candidate passes only if all of them pass."""
+    """Apply every check; the candidate passes only if all of them pass.
+
+    `champion_unmeasured`: why an existing champion could not be measured (then `champion` is
+    None and the candidate is rejected with that reason)."""
     t = t or GateThresholds()
     auc = candidate.roc_auc
     checks = [
@@ -106,6 +112,8 @@ def decide(
             f"ROC AUC {auc:.4f} >= baseline {baseline_roc_auc:.4f} + {t.baseline_margin:.4f}",
         ),
     ]
+    if champion_unmeasured is not None:
+        checks.append(GateCheck("champion_measured", False, champion_unmeasured))
     if champion is not None:
         checks.append(
             GateCheck(

@@ -43,22 +43,34 @@ def evaluate_gate(
 
 def _champion_evidence(
     settings: Settings, version: str, holdout: pd.DataFrame, y: np.ndarray
-) -> tuple[gate.ModelEvidence | None, str, str | None]:
-    """The champion measured on the holdout (None for the first model, or when it cannot score
-    this holdout), what it is in words, and its version."""
+) -> tuple[gate.ModelEvidence | None, str, str | None, str | None]:
+    """The champion measured on the holdout, what it is in words, its version, and why it could
+    not be measured (None when it was, or when there is no champion: the first model).
+
+    A champion that exists but cannot score this holdout (missing columns, a refused or failing
+    load) is a failed gate check, never the first model's rules. A registry outage raises
+    (RegistryUnavailableError): the task fails and retries."""
     champion_info = tracking.champion(settings)
     if champion_info is None or champion_info.version == version:
         note = "none (first model: absolute checks only)"
-        return None, note, champion_info.version if champion_info else None
-    champ_cols = tracking.model_input_columns(settings, champion_info.version)
-    missing = sorted(set(champ_cols) - set(holdout.columns))
-    if missing:
-        note = f"version {champion_info.version} cannot score this holdout (missing {missing})"
-        return None, note, champion_info.version
-    champ_model = tracking.load_model(settings, champion_info.version)
-    cp = training.scores(champ_model, holdout, champ_cols)
+        return None, note, champion_info.version if champion_info else None, None
+    champion_version = champion_info.version
+    note = f"version {champion_version}"
+    try:
+        champ_cols = tracking.model_input_columns(settings, champion_version)
+        missing = sorted(set(champ_cols) - set(holdout.columns))
+        if missing:
+            problem = f"champion version {champion_version} cannot score this holdout (missing {missing})"
+            return None, note, champion_version, problem
+        champ_model = tracking.load_model(settings, champion_version)
+        cp = training.scores(champ_model, holdout, champ_cols)
+    except tracking.RegistryUnavailableError:
+        raise
+    except Exception as exc:
+        problem = f"champion version {champion_version} could not be measured: {type(exc).__name__}: {exc}"
+        return None, note, champion_version, problem[:600]
     evidence = gate.ModelEvidence(training.roc_auc(y, cp), training.slice_auc(holdout, cp))
-    return evidence, f"version {champion_info.version}", champion_info.version
+    return evidence, note, champion_version, None
 
 
 def _evaluate_gate(
@@ -69,18 +81,20 @@ def _evaluate_gate(
     _, holdout, _ = load_prepared(prepared)
     y = holdout[LABEL].to_numpy()
     version = registered["version"]
-    candidate_model = tracking.load_model(settings, version)  # what serving will load
+    # what serving will load; the gate judges it, so its own load needs no passed gate yet
+    candidate_model = tracking.load_model(settings, version, candidate=True)
     candidate_cols = tracking.model_input_columns(settings, version)
     expected_cols = training.serving_columns(service_views(store, FEATURE_SERVICE))
     p = training.scores(candidate_model, holdout, candidate_cols)
     candidate = gate.ModelEvidence(
         training.metrics(y, p, settings.decision_threshold)["roc_auc"], training.slice_auc(holdout, p)
     )
-    champion, champion_note, champion_version = _champion_evidence(settings, version, holdout, y)
+    champion, champion_note, champion_version, unmeasured = _champion_evidence(settings, version, holdout, y)
     decision = gate.decide(
         candidate,
         baseline_roc_auc=training.baseline_auc(holdout),
         champion=champion,
+        champion_unmeasured=unmeasured,
         signature_ok=sorted(candidate_cols) == sorted(expected_cols),
         size_mb=registered["size_mb"],
         latency_ms=training.single_row_latency_ms(candidate_model, holdout, candidate_cols),

@@ -94,3 +94,15 @@ def fetch_reference(settings: Settings, version: str, folder: Path) -> None:
             f"({REFERENCE_FILE}): it was trained before monitoring existed. Retrain (train_model) "
             "so that the champion carries one."
         ) from exc
+
+
+def own_smoke_sample(settings: Settings, version: str) -> pd.DataFrame:
+    """A version's own holdout rows (from its monitoring reference), in day order: what a
+    rollback's smoke test scores. FileNotFoundError when the version has no reference."""
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="reference-") as tmp:
+        fetch_reference(settings, version, Path(tmp))
+        frame = pd.read_parquet(Path(tmp) / REFERENCE_FILE)
+    holdout = frame[frame["part"] == "holdout"] if "part" in frame.columns else frame
+    return (holdout if len(holdout) else frame).reset_index(drop=True)

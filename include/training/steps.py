@@ -288,14 +288,15 @@ def _log_model(m: _Measured) -> Any:
     from mlflow.models import infer_signature
 
     example = m.holdout[m.columns].head(5)
-    return mlflow.sklearn.log_model(
-        m.model,
-        name="model",
-        signature=infer_signature(example, m.model.predict_proba(example)[:, 1]),
-        input_example=example,
-        pip_requirements=tracking.pip_requirements(),
-        skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
-    )
+    with tracking.quiet_skops():
+        return mlflow.sklearn.log_model(
+            m.model,
+            name="model",
+            signature=infer_signature(example, m.model.predict_proba(example)[:, 1]),
+            input_example=example,
+            pip_requirements=tracking.pip_requirements(),
+            skops_trusted_types=tracking.SKOPS_TRUSTED_TYPES,
+        )
 
 
 # --- register_best ---------------------------------------------------------------------------

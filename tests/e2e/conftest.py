@@ -33,6 +33,7 @@ def airflow_db() -> None:
 
     applied = apply(load_settings_file(PROJECT_DIR / "airflow_settings.yaml"))
     assert "connection flights_source (sqlite)" in applied
+    assert "pool champion_alias (1 slots)" in applied  # deploy_champion and rollback_champion share it
 
 
 @pytest.fixture(scope="session")

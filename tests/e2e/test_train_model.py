@@ -5,7 +5,8 @@ online), a real MLflow registry (SQLite), the real online service (uvicorn on lo
 here; the DAGs run with dag.test. The tests run in file order and build on each other: the
 first training deploys version 1, a shuffled-label candidate is rejected, a deployment whose
 serving check fails restores the champion, one whose smoke test fails never moves it, an approved
-training deploys, rollback moves back.
+training deploys, rollback moves back, a rollback to the rejected version is refused unless
+overridden with a reason.
 """
 
 from __future__ import annotations
@@ -207,6 +208,7 @@ def test_shuffled_labels_are_rejected_and_champion_unchanged(world, dags):
     from include.registry import tracking
 
     rejected = tracking.challenger(get_settings()).version
+    world["rejected"] = rejected  # the rollback test below tries to serve it
     tags = version_tags(rejected)
     assert rejected != before and tags["gate.decision"] == "reject"
     assert "absolute_floor" in tags["gate.reasons"] or "beats_baseline" in tags["gate.reasons"]
@@ -270,7 +272,8 @@ def test_approved_training_deploys_then_rollback_moves_back(world, dags):
     # Marked success by hand here, so no responder was recorded; the tag says so rather than "none".
     assert version_tags(second)["champion.approved_by"] == "approved (responder not recorded)"
 
-    run = dags["rollback_model"].test(run_conf={"version": first, "reason": "e2e rollback"})
+    back = {"version": first, "reason": "e2e rollback", "override": False}
+    run = dags["rollback_model"].test(run_conf=back)
     assert states(run)["rollback_champion"] == "success"
     assert champion_version() == first
     assert httpx.get(f"{world['url']}/version").json()["version"] == first
@@ -281,3 +284,22 @@ def test_approved_training_deploys_then_rollback_moves_back(world, dags):
     from include.registry import model_card
 
     assert 'class="state retired"' in model_card.load_html(get_settings(), second)
+
+
+def test_rollback_to_a_rejected_version_is_refused_unless_overridden(world, dags):
+    before, rejected = champion_version(), world["rejected"]
+    conf = {"version": rejected, "reason": "e2e: serve the rejected one", "override": False}
+    run = dags["rollback_model"].test(run_conf=conf)
+    assert states(run)["rollback_champion"] == "failed"
+    assert champion_version() == before
+    assert httpx.get(f"{world['url']}/version").json()["version"] == before
+    assert "gate.override_reason" not in version_tags(rejected)
+
+    run = dags["rollback_model"].test(run_conf={**conf, "override": True})
+    assert states(run)["rollback_champion"] == "success"
+    assert champion_version() == rejected
+    assert httpx.get(f"{world['url']}/version").json()["version"] == rejected  # the service loaded it
+    tags = version_tags(rejected)
+    assert tags["gate.override_reason"] == "e2e: serve the rejected one" and tags["smoke_test"] == "passed"
+    assert tags["champion.previous"] == before
+    assert httpx.get(f"{world['url']}/health").json()["refused"] is None

@@ -12,8 +12,9 @@ def test_project_settings_file_parses_and_expands_the_data_dir():
     assert conn.conn_id == "flights_source" and conn.conn_type == "sqlite"
     assert conn.host == "/d/source/flights.db"
     assert conn.password is None and conn.port is None
-    assert [p.name for p in settings.pools] == ["flights_source_db", "feast_registry"]
+    assert [p.name for p in settings.pools] == ["flights_source_db", "feast_registry", "champion_alias"]
     assert {p.name: p.slots for p in settings.pools}["feast_registry"] == 1  # registry writes serialised
+    assert {p.name: p.slots for p in settings.pools}["champion_alias"] == 1  # deploy xor rollback
 
 
 def test_astro_format_fields():

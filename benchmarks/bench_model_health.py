@@ -23,7 +23,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 
-from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_USER, admin_password, api_url
 from include.core.settings import PROJECT_DIR
 from scripts.airflow_api import AirflowAPI
 
@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--loads", type=int, default=20)
     args = parser.parse_args()
     base = api_url()
-    api = AirflowAPI(base, ADMIN_USER, ADMIN_PASSWORD)
+    api = AirflowAPI(base, ADMIN_USER, admin_password())
     if not api.healthy():
         print(f"no Airflow at {base}: start it with `make run`", file=sys.stderr)
         return 1

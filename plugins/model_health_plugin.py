@@ -11,7 +11,7 @@ Security: Airflow does not protect plugin routes by itself. Every route here ask
 auth manager for the user (the UI's session cookie or a Bearer token), so an anonymous request
 is refused (the page redirects to the login, everything else answers 401). Routes are GET only,
 never show connections or credentials, and serve files only from the reports and Data Docs
-folders.
+folders, sandboxed (files.SANDBOX_CSP: their scripts get an opaque origin, not Airflow's).
 
 This module is imported by every task process (Airflow loads plugins for macros), so it imports
 nothing heavy at the top: Airflow's API security and the project's modules load on first request.
@@ -37,7 +37,6 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "frame-ancestors 'self'",
 }
-FILE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 _bearer = HTTPBearer(auto_error=False)
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ def report(name: str, user: User) -> FileResponse:
     path = files.report_file(_settings(), name)
     if path is None:
         raise HTTPException(404, f"no drift report named {name!r}")
-    return FileResponse(path, media_type="text/html", headers=FILE_HEADERS)
+    return FileResponse(path, media_type="text/html", headers=files.FILE_HEADERS)
 
 
 @app.get("/data-docs/{relative:path}")
@@ -128,7 +127,7 @@ def data_docs(relative: str, user: User) -> FileResponse:
     path = files.data_docs_file(_settings(), relative)
     if path is None:
         raise HTTPException(404, f"no Data Docs file {relative!r}")
-    return FileResponse(path, headers=FILE_HEADERS)
+    return FileResponse(path, headers=files.FILE_HEADERS)
 
 
 def _warm_up() -> None:

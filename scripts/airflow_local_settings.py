@@ -4,9 +4,30 @@ LocalExecutor task processes are forked from the scheduler, so modules imported 
 scheduler process are inherited by every task. Importing the heavy libraries here, only in
 the scheduler, saves each validation task ~10 s of Great Expectations import (measured).
 Other Airflow processes (API server, DAG processor, CLI) are unaffected.
+
+The scheduler's and the triggerer's log servers (ports 8793/8794) are not started: Airflow 3.3
+binds them to every interface and has no setting for their host. Local settings are imported
+before the command line is parsed, so adding --skip-serve-logs here turns them off under
+`airflow standalone` too. Task logs stay readable: the API server reads the log files of this
+machine itself (LocalExecutor). MLOPS_AIRFLOW_LOG_SERVERS=on (include/core/runtime_env.py) starts
+them again.
 """
 
+import os
 import sys
+
+
+def skip_log_servers(argv: list[str], setting: str | None) -> list[str]:
+    """`argv` with --skip-serve-logs added to `airflow scheduler` / `airflow triggerer`, unless the
+    setting (MLOPS_AIRFLOW_LOG_SERVERS) is `on`."""
+    if (setting or "off").lower() == "on" or argv[1:2] not in (["scheduler"], ["triggerer"]):
+        return argv
+    if "--skip-serve-logs" in argv or "-s" in argv:
+        return argv
+    return [*argv, "--skip-serve-logs"]
+
+
+sys.argv[:] = skip_log_servers(sys.argv, os.environ.get("MLOPS_AIRFLOW_LOG_SERVERS"))
 
 if sys.argv[1:2] == ["scheduler"]:
     import logging

@@ -20,7 +20,7 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 
-from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_USER, admin_password, api_url
 from scripts.airflow_api import AirflowAPI
 from scripts.demo_model import print_monitoring, run_and_wait, wait_active_training, wait_triggered, wait_up
 
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
     settings = get_settings()
     wait_up("MLflow", f"{settings.mlflow_tracking_uri}/health", 180)
     wait_up("the online service", f"{settings.serving_url}/health", 180)
-    api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
+    api = AirflowAPI(api_url(), ADMIN_USER, admin_password())
     shift = timedelta(days=replay_offset_days())
 
     def replayed(d: date) -> str:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_USER, admin_password, api_url
 from scripts.airflow_api import AirflowAPI
 
 MIN_DAYS = 7  # fewer ingested days leave too little to train and hold out
@@ -124,7 +124,7 @@ def main(argv: list[str]) -> int:
     settings = get_settings()
     wait_up("MLflow", f"{settings.mlflow_tracking_uri}/health", 180)
     wait_up("the online service", f"{settings.serving_url}/health", 180)
-    api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
+    api = AirflowAPI(api_url(), ADMIN_USER, admin_password())
     today = datetime.now(UTC).date()
 
     wait_active_training(api, args.timeout)

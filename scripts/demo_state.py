@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 
-from include.core.runtime_env import ADMIN_PASSWORD, ADMIN_USER, api_url
+from include.core.runtime_env import ADMIN_USER, admin_password, api_url
 from scripts.airflow_api import AirflowAPI
 
 DAG_ID = "ingest_flights"
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args(argv)
 
-    api = AirflowAPI(api_url(), ADMIN_USER, ADMIN_PASSWORD)
+    api = AirflowAPI(api_url(), ADMIN_USER, admin_password())
     api.wait_healthy(timeout=240)
     deadline = time.monotonic() + 180
     while not api.dag_exists(DAG_ID):

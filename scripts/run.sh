@@ -10,13 +10,20 @@ PY=$PROJECT_DIR/.venv/bin/python
 started=$(date +%s)
 
 mkdir -p "$AIRFLOW_HOME/logs"
+# The admin password and the service's /reload token are generated at first start (runtime_env),
+# each in a 0600 file of $AIRFLOW_HOME; env.sh reads the token from its file, holds no secret.
+passwords=$AIRFLOW_HOME/passwords.json
+first_login=no
+if [ ! -s "$passwords" ] || grep -q '"admin": "admin"' "$passwords"; then first_login=yes; fi
 PYTHONPATH=$PROJECT_DIR "$PY" -m include.core.runtime_env "$AIRFLOW_HOME" > "$AIRFLOW_HOME/env.sh"
 # shellcheck disable=SC1091
 . "$AIRFLOW_HOME/env.sh"
 mkdir -p "$AIRFLOW_HOME/config"
 cp scripts/airflow_local_settings.py "$AIRFLOW_HOME/config/airflow_local_settings.py"
-if [ ! -s "$AIRFLOW_HOME/passwords.json" ]; then
-  printf '{"admin": "admin"}\n' > "$AIRFLOW_HOME/passwords.json"
+if [ "$first_login" = yes ]; then
+  login="login: admin / $("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' "$passwords") (shown once; kept in $passwords)"
+else
+  login="login: admin, password in $passwords"
 fi
 
 echo "==> demo source database"
@@ -92,7 +99,7 @@ fi
 cat <<MSG
 
 airflow-mlops is running ($(( $(date +%s) - started )) s).
-  Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   login: admin / admin
+  Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   ${login}
   On call      Browse > Model health (http://127.0.0.1:${MLOPS_API_PORT}/model-health/): champion, checks, model cards
   Look at      DAG ingest_flights: $DEMO_DAYS daily runs (extract_<table>, validate_<table>)
                Assets:    raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
@@ -106,6 +113,7 @@ airflow-mlops is running ($(( $(date +%s) - started )) s).
   MLflow UI    ${MLFLOW_TRACKING_URI}   experiments flight_delay, flight_delay-monitoring; Models > flight_delay
   Serving      curl -s -X POST ${MLOPS_SERVING_URL}/predict -H 'content-type: application/json' -d '{"flight_id": <id>}'
                ${MLOPS_SERVING_URL}/health   ${MLOPS_SERVING_URL}/version   ${MLOPS_SERVING_URL}/docs
+               POST /reload needs "Authorization: Bearer \$(cat $AIRFLOW_HOME/serving_token)" (deployments send it)
   Logs         $AIRFLOW_HOME/logs/standalone.log
   Stop         make stop
 MSG

@@ -34,7 +34,11 @@ def _connection(conn_id: str) -> Any | None:
 
 def send(subject: str, text: str, context: Context) -> list[str]:
     """Send `text` to every configured channel; returns the channels used. A failing channel is
-    logged and skipped: an alert must never fail the task that raises it."""
+    logged and skipped: an alert must never fail the task that raises it. Credentials in any URL
+    of the subject or text are removed first (an error message may quote a connection URL)."""
+    from include.registry.tracking import redact_url
+
+    subject, text = redact_url(subject), redact_url(text)
     sent = []
     smtp = _connection(ALERT_SMTP_CONN_ID)
     if smtp is not None:
@@ -76,6 +80,7 @@ def on_task_failure(context: Context) -> None:
     it to the alert connections when they exist). Never raises: it runs after the task failed."""
     try:
         from include.oncall.failure_block import summary_block
+        from include.registry.tracking import redact_url
 
         ti, dag_run = context.get("ti"), context.get("dag_run")
         exc = context.get("exception")
@@ -93,7 +98,7 @@ def on_task_failure(context: Context) -> None:
             try_number=int(getattr(ti, "try_number", 0) or 0),
             data="; ".join(data) or "see the run's Params and triggering asset events",
             error_type=type(exc).__name__ if exc is not None else "unknown",
-            error_message=str(exc or ""),
+            error_message=redact_url(str(exc or "")),  # the log shows what the alert sends
         )
         # The UI folds what a callback logs into a collapsed section: close it first.
         log.error("::endgroup::\n%s", block)

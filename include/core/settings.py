@@ -2,7 +2,8 @@
 
 Every setting is read from the environment when it is asked for (never at import time),
 so tests and `make run` can point the same code at other folders, clocks or servers.
-Secrets never live here: they belong in Airflow connections (`flights_source`, ...).
+Secrets never live here: they belong in Airflow connections (`flights_source`, ...), and the one
+the service needs (`MLOPS_SERVING_TOKEN`) is only read from the environment.
 """
 
 from __future__ import annotations
@@ -97,6 +98,26 @@ class Settings:
     monitoring_url: str
     """SQLAlchemy URL of the monitoring tables (nightly checks and metrics, retraining requests)."""
 
+    serving_token: str
+    """Bearer token that POST /reload of the online service requires (`MLOPS_SERVING_TOKEN`);
+    deployments send it. `make run` generates it at first start into $AIRFLOW_HOME/serving_token
+    (mode 0600) and exports it to Airflow and the service. Empty: /reload refuses every call."""
+
+    serving_allowed_hosts: tuple[str, ...]
+    """Host headers the online service answers (`MLOPS_SERVING_ALLOWED_HOSTS`, comma-separated);
+    anything else gets 400, so a page elsewhere cannot reach it through DNS rebinding."""
+
+    serving_departure_days_ahead: float
+    """How far ahead of the clock's now a `scheduled_departure` given to /predict may be (days,
+    `MLOPS_SERVING_DEPARTURE_DAYS_AHEAD`); later is refused with 422 (schedules are published a
+    day ahead)."""
+
+    serving_departure_days_back: float
+    """How far back from now a `scheduled_departure` may be (days, `MLOPS_SERVING_DEPARTURE_DAYS_BACK`);
+    earlier is refused with 422. Wide by default: a deployment probes the service with a flight
+    of its training holdout, and a training window may end in the past (train_model's `window_end`,
+    up to 365 days long)."""
+
     @property
     def mlflow_dir(self) -> Path:
         """Local MLflow state (SQLite database, artifacts) when no server is configured."""
@@ -167,4 +188,12 @@ def get_settings() -> Settings:
         decision_threshold=float(_env("MLOPS_DECISION_THRESHOLD", "0.4")),
         smoke_max_latency_ms=float(_env("MLOPS_SMOKE_MAX_LATENCY_MS", "100")),
         monitoring_url=_env("MLOPS_MONITORING_URL", f"sqlite:///{data_dir / 'monitoring' / 'monitoring.db'}"),
+        serving_token=_env("MLOPS_SERVING_TOKEN", ""),
+        serving_allowed_hosts=tuple(
+            h.strip()
+            for h in _env("MLOPS_SERVING_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+            if h.strip()
+        ),
+        serving_departure_days_ahead=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_AHEAD", "7")),
+        serving_departure_days_back=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_BACK", "400")),
     )

@@ -2,7 +2,8 @@
 
 Why one module: the plugin's file routes take a name from the URL; every rule that keeps such
 a name inside its folder (no `..`, no absolute path, no symlink out) is here, next to the links
-the page builds to those folders, so both follow the same rule.
+the page builds to those folders, so both follow the same rule; so are the headers the files are
+served with (a sandboxing Content-Security-Policy).
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ from urllib.parse import quote
 from include.core.settings import Settings
 
 REPORT_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.html$")
+
+# Served with every report and Data Docs file. Those pages pull scripts from CDNs and run
+# inline scripts; `sandbox` (without allow-same-origin) gives them an opaque origin, so none of
+# it can read Airflow's pages or call its API with the user's session. Scripts still run (the
+# pages need them), and links may open tabs (themselves sandboxed).
+SANDBOX_CSP = "sandbox allow-scripts allow-popups; frame-ancestors 'self'"
+FILE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": SANDBOX_CSP,
+}
 
 
 def report_file(settings: Settings, name: str) -> Path | None:

@@ -37,11 +37,13 @@ T = TypeVar("T")
 
 
 def _section(errors: list[str], name: str, read: Callable[[], T], default: T) -> T:
-    """Run one reader; a failure becomes a line on the page instead of a broken page."""
+    """Run one reader; a failure becomes a line on the page instead of a broken page (credentials
+    in any URL of the message removed: a driver error often quotes its connection URL)."""
     try:
         return read()
     except Exception as exc:  # any source may be down; the page must still render
-        errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        errors.append(tracking.redact_url(f"{name}: {type(exc).__name__}: {first}"))
         return default
 
 

@@ -27,7 +27,8 @@ def serving(settings: Settings, champion_version: str | None) -> ServingSection:
             body = json.loads(resp.read().decode() or "{}")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return {"reachable": False, "url": redact_url(settings.serving_url), "error": str(reason)[:200]}
+        error = redact_url(str(reason))[:200]
+        return {"reachable": False, "url": redact_url(settings.serving_url), "error": error}
     served = body.get("model_version")
     served = None if served is None else str(served)
     return {
@@ -37,7 +38,7 @@ def serving(settings: Settings, champion_version: str | None) -> ServingSection:
         "version": served,
         "matches_champion": served is not None and served == champion_version,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-        "error": body.get("error"),
+        "error": redact_url(body["error"]) if body.get("error") else None,
         "predictions_logged": body.get("predictions_logged"),
         "prediction_log_errors": body.get("prediction_log_errors"),
     }

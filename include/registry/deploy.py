@@ -113,7 +113,8 @@ def serving_reload(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
     """Ask the online service to re-read `champion`; returns what it now serves."""
     import httpx
 
-    response = httpx.post(f"{settings.serving_url}/reload", timeout=timeout)
+    auth = {"Authorization": f"Bearer {settings.serving_token}"}  # the service answers 401 without it
+    response = httpx.post(f"{settings.serving_url}/reload", headers=auth, timeout=timeout)
     response.raise_for_status()
     return response.json()
 

@@ -9,10 +9,16 @@ follows `champion` wherever it moves. Every prediction is logged like the batch 
 
 Here: the application and its routes. The champion: include/serving/champion.py; flights by id:
 flight_index.py; the request path: online.py.
+
+The service defends itself: POST /reload needs `Authorization: Bearer <MLOPS_SERVING_TOKEN>`
+(401 otherwise); a body over MAX_BODY_BYTES gets 413; a Host header not in
+MLOPS_SERVING_ALLOWED_HOSTS (127.0.0.1, localhost) gets 400; /predict refuses ids and keys
+out of form and departures far from now (422); /health shows errors with URL credentials removed.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,11 +26,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from include.core.settings import Settings, get_settings
+from include.registry.tracking import redact_url
 from include.serving.champion import ChampionHolder, ChampionPoller
 from include.serving.flight_index import SCHEDULE_DAYS, FlightIndex
 from include.serving.online import (
     PredictRequest,
     ServingResources,
+    departure_problem,
     open_resources,
     predict_one,
     request_row,
@@ -33,6 +41,66 @@ from include.serving.online import (
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+MAX_BODY_BYTES = 16 * 1024  # a /predict body is ~200 bytes
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is answered 413 before any route reads it
+    (by its Content-Length, or by counting a chunked body)."""
+
+    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.responses import JSONResponse
+
+        detail = f"request body over {self.max_bytes} bytes: a /predict body names one flight"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def reload_refusal(settings: Settings, authorization: str | None) -> str | None:
+    """Why a POST /reload is refused (401), or None when it carries the service's token."""
+    if not settings.serving_token:
+        return "this service has no MLOPS_SERVING_TOKEN, so /reload is refused (make run sets it)"
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return "POST /reload needs 'Authorization: Bearer <MLOPS_SERVING_TOKEN>'"
+    if not hmac.compare_digest(given.strip().encode(), settings.serving_token.encode()):
+        return "wrong token for POST /reload (MLOPS_SERVING_TOKEN of the service and the caller differ)"
+    return None
 
 
 @dataclass
@@ -68,7 +136,7 @@ def _lifespan(
 
 
 def _add_routes(app: FastAPI, service: OnlineService) -> None:
-    from fastapi import HTTPException
+    from fastapi import Header, HTTPException
 
     settings, holder, flights = service.settings, service.holder, service.flights
 
@@ -80,7 +148,7 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
             "status": "ok" if current is not None else "no_model",
             "model_name": settings.model_name,
             "model_version": current.version if current else None,
-            "error": holder.error,
+            "error": redact_url(holder.error) if holder.error else None,
             "refused": holder.refused,  # a champion version the loader refused, and why
             "flights_known": len(flights),
             "predictions_logged": writer.written if writer else 0,
@@ -91,7 +159,7 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
     def version() -> dict[str, Any]:
         current = holder.current
         if current is None:
-            raise HTTPException(503, holder.error or "no champion loaded")
+            raise HTTPException(503, redact_url(holder.error or "no champion loaded"))
         return {
             "model_name": settings.model_name,
             "version": current.version,
@@ -100,18 +168,25 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
         }
 
     @app.post("/reload")
-    def reload() -> dict[str, Any]:
-        """Re-read the `champion` alias now (deployments and rollbacks call this)."""
+    def reload(authorization: str | None = Header(None)) -> dict[str, Any]:
+        """Re-read the `champion` alias now (deployments and rollbacks call this, with the token)."""
+        refused = reload_refusal(settings, authorization)
+        if refused is not None:
+            raise HTTPException(401, refused, headers={"WWW-Authenticate": "Bearer"})
         current = holder.refresh()
+        error = redact_url(holder.error) if holder.error else None
         if current is None:
-            raise HTTPException(503, holder.error or "no champion loaded")
-        return {"version": current.version, "error": holder.error}
+            raise HTTPException(503, error or "no champion loaded")
+        return {"version": current.version, "error": error}
 
     @app.post("/predict")
     def predict(request: PredictRequest) -> dict[str, Any]:
+        too_far = departure_problem(request, settings)
+        if too_far is not None:
+            raise HTTPException(422, too_far)
         current = holder.current
         if current is None:
-            raise HTTPException(503, holder.error or "no champion loaded: run train_model")
+            raise HTTPException(503, redact_url(holder.error or "no champion loaded: run train_model"))
         row = request_row(request, flights)
         if row is None:
             raise HTTPException(404, unknown_flight_message(request.flight_id, SCHEDULE_DAYS))
@@ -127,5 +202,10 @@ def create_app(settings: Settings | None = None) -> Any:
     service = OnlineService(settings, ChampionHolder(settings), FlightIndex(settings.lake_root))
     poller = ChampionPoller(service.holder, float(os.environ.get("MLOPS_SERVING_POLL_SECONDS", "30")))
     app = FastAPI(title="airflow-mlops flight delay service", lifespan=_lifespan(service, poller))
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    # Added last = runs first: a wrong Host is refused before the body is read.
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.serving_allowed_hosts))
     _add_routes(app, service)
     return app

@@ -11,13 +11,14 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from include.core.clock import utc_now
 from include.core.settings import Settings
 from include.features.store import (
     FEATURE_SERVICE,
@@ -31,26 +32,51 @@ from include.serving.champion import LoadedModel
 from include.serving.flight_index import FlightIndex
 from include.serving.inputs import online_values, single_row_inputs
 
+MAX_FLIGHT_ID = 2**63 - 1  # the log's BigInteger column
+
 
 class PredictRequest(BaseModel):
-    """Either a flight id, or the entity keys and scheduled departure of a flight."""
+    """Either a flight id, or the entity keys and scheduled departure of a flight.
+
+    Keys have the form of the data's: a carrier is 2 letters or digits (UA, 9E), an airport 3
+    letters (EWR; lower case is accepted and upper-cased), a tail number letters, digits and dashes."""
 
     model_config = ConfigDict(extra="forbid")
-    flight_id: int | None = Field(None, ge=0)
-    tailnum: str | None = Field(None, min_length=1, max_length=16)
-    carrier: str | None = Field(None, min_length=1, max_length=8)
-    origin: str | None = Field(None, min_length=3, max_length=4)
-    dest: str | None = Field(None, min_length=3, max_length=4)
+    flight_id: int | None = Field(None, ge=0, le=MAX_FLIGHT_ID)
+    tailnum: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,16}$")
+    carrier: str | None = Field(None, pattern=r"^[A-Za-z0-9]{2}$")
+    origin: str | None = Field(None, pattern=r"^[A-Za-z]{3}$")
+    dest: str | None = Field(None, pattern=r"^[A-Za-z]{3}$")
     scheduled_departure: datetime | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> PredictRequest:
         keys = (self.carrier, self.origin, self.dest, self.scheduled_departure)
-        if self.flight_id is None and not all(k is not None for k in keys):
+        some_keys = any(k is not None for k in (*keys, self.tailnum))
+        if (self.flight_id is None or some_keys) and not all(k is not None for k in keys):
+            # {"flight_id": 5, "carrier": "UA"} is neither form: refused, not guessed at
             raise ValueError(
-                "give a flight_id, or carrier, origin, dest and scheduled_departure (tailnum optional)"
+                "give a flight_id alone, or carrier, origin, dest and scheduled_departure "
+                "(flight_id and tailnum optional)"
             )
         return self
+
+
+def departure_problem(request: PredictRequest, settings: Settings) -> str | None:
+    """Why the request's scheduled_departure is refused (too far from the clock's now), or None."""
+    if request.scheduled_departure is None:
+        return None
+    departure = request.scheduled_departure
+    departure = departure.replace(tzinfo=UTC) if departure.tzinfo is None else departure
+    now = utc_now(settings.clock_now)
+    ahead, back = settings.serving_departure_days_ahead, settings.serving_departure_days_back
+    if now - timedelta(days=back) <= departure <= now + timedelta(days=ahead):
+        return None
+    return (
+        f"scheduled_departure {departure.isoformat()} is not within {back:g} days before and {ahead:g} "
+        f"days after now ({now.isoformat(timespec='seconds')}): the service predicts flights about to "
+        "depart (MLOPS_SERVING_DEPARTURE_DAYS_BACK / _AHEAD)"
+    )
 
 
 def service_online_connection(settings: Settings) -> OnlineStoreConnection | None:

@@ -151,13 +151,35 @@ class BackgroundWriter:
             except queue.Empty:
                 pass
             if batch:
-                try:
-                    with self._engine.begin() as conn:
-                        conn.execute(sa.insert(PREDICTION_LOG), batch)
-                    self.written += len(batch)
-                except Exception:  # keep serving; the error is counted and logged
-                    self.errors += len(batch)
-                    log.exception("could not write %d predictions to the prediction log", len(batch))
+                self._write(batch, log)
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.insert(PREDICTION_LOG), rows)
+
+    def _write(self, batch: list[dict[str, Any]], log: Any) -> None:
+        """Insert a batch; when it fails, each row alone, so one bad row loses only itself. A row
+        that fails alone is counted in `errors` (/health: prediction_log_errors) and logged whole."""
+        try:
+            self._insert(batch)
+            self.written += len(batch)
+            return
+        except Exception:  # keep serving; retried row by row below
+            log.warning(
+                "a batch of %d predictions failed; writing them one by one", len(batch), exc_info=True
+            )
+        for row in batch:
+            try:
+                self._insert([row])
+                self.written += 1
+            except Exception as exc:
+                self.errors += 1
+                log.error(
+                    "prediction log row lost (README On call, 'prediction log row lost'): %s: %s; row: %s",
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:300] if str(exc) else "",
+                    json.dumps(row, default=str, sort_keys=True),
+                )
 
     def close(self, timeout: float = 10.0) -> None:
         self._queue.put(None)

@@ -160,6 +160,9 @@ def own_model_world(
     mp.delenv("MLOPS_LAKE_ROOT", raising=False)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
+    # These worlds hold real 2013 days under the 2026 test clock: /predict (and the deployment's
+    # probe) name 2013 departures, which the service refuses by default (400 days back).
+    mp.setenv("MLOPS_SERVING_DEPARTURE_DAYS_BACK", str(366 * 20))
     for days in day_runs:
         write_real_days(days)
     store = open_store(get_settings())

@@ -17,11 +17,13 @@ import socket
 import statistics
 import subprocess
 import time
+import urllib.error
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from include.core.runtime_env import ADMIN_USER, PASSWORDS_FILE, admin_password
 from include.core.settings import PROJECT_DIR
 from include.lake.partitions import file_sha256, partition_path, read_partition
 from include.source.dataset import SOURCE_TABLES
@@ -38,6 +40,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def api(env: dict[str, str]) -> AirflowAPI:
+    """Airflow's API as the admin, with the password run.sh generated at first start."""
+    return AirflowAPI(
+        f"http://127.0.0.1:{env['MLOPS_API_PORT']}", ADMIN_USER, admin_password(Path(env["AIRFLOW_HOME"]))
+    )
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def processes_with_home(home: Path) -> list[int]:
@@ -87,6 +102,23 @@ def test_run_reaches_the_demo_state(standalone):
     print(f"run.sh reached the demo state in {elapsed:.0f} s")
 
 
+def test_run_generates_the_login_and_starts_no_log_server(standalone):
+    env, run, _ = standalone
+    assert run.returncode == 0
+    passwords = Path(env["AIRFLOW_HOME"]) / PASSWORDS_FILE
+    password = admin_password(Path(env["AIRFLOW_HOME"]))
+    assert password != "admin" and passwords.stat().st_mode & 0o777 == 0o600
+    assert f"login: {ADMIN_USER} / {password}" in run.stdout, "the first start shows the password once"
+    assert api(env).token()  # control: the generated password logs in
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        AirflowAPI(f"http://127.0.0.1:{env['MLOPS_API_PORT']}", ADMIN_USER, "admin").token()
+    assert refused.value.code == 401
+    assert listening(int(env["MLOPS_API_PORT"]))  # control of the two below
+    assert not listening(int(env["MLOPS_WORKER_LOG_PORT"])) and not listening(
+        int(env["MLOPS_TRIGGER_LOG_PORT"])
+    )
+
+
 def test_partitions_match_the_source(standalone):
     env, run, _ = standalone
     assert run.returncode == 0
@@ -108,15 +140,15 @@ def test_partitions_match_the_source(standalone):
 def test_cleared_task_reruns_to_a_byte_identical_partition(standalone):
     env, run, _ = standalone
     assert run.returncode == 0
-    api = AirflowAPI(f"http://127.0.0.1:{env['MLOPS_API_PORT']}", "admin", "admin")
-    runs = [r for r in api.dag_runs("ingest_flights") if r["state"] == "success"]
+    client = api(env)
+    runs = [r for r in client.dag_runs("ingest_flights") if r["state"] == "success"]
     target = runs[0]
     start = datetime.fromisoformat(target["data_interval_start"].replace("Z", "+00:00"))
     end = datetime.fromisoformat(target["data_interval_end"].replace("Z", "+00:00"))
     path = partition_path(Path(env["MLOPS_DATA_DIR"]) / "lake", "raw", "flight_schedules", start, end)
     before_hash, before_mtime = file_sha256(path), path.stat().st_mtime_ns
 
-    api.post(
+    client.post(
         "/api/v2/dags/ingest_flights/clearTaskInstances",
         {
             "dry_run": False,
@@ -131,7 +163,7 @@ def test_cleared_task_reruns_to_a_byte_identical_partition(standalone):
     )
     deadline = time.monotonic() + 240
     while True:
-        ti = api.get(ti_path)
+        ti = client.get(ti_path)
         if ti["state"] == "success" and ti["try_number"] >= 2:
             break
         assert ti["state"] not in ("failed", "upstream_failed"), ti
@@ -183,17 +215,17 @@ def test_model_health_refuses_anonymous_and_is_read_only(standalone):
     assert "champion" not in body
     status, _, _ = _get(env, "/model-health/api/health", token="not-a-token")
     assert status == 403
-    api = AirflowAPI(f"http://127.0.0.1:{env['MLOPS_API_PORT']}", "admin", "admin")
-    status, _, _ = _get(env, "/model-health/api/health", token=api.token(), method="POST")
+    token = api(env).token()
+    status, _, _ = _get(env, "/model-health/api/health", token=token, method="POST")
     assert status == 405, "the page's API is read-only"
-    status, _, _ = _get(env, "/model-health/data-docs/..%2F..%2Fairflow.cfg", token=api.token())
+    status, _, _ = _get(env, "/model-health/data-docs/..%2F..%2Fairflow.cfg", token=token)
     assert status == 404
 
 
 def test_model_health_api_reports_what_mlflow_and_serving_say(standalone):
     env, run, _ = standalone
     assert run.returncode == 0
-    token = AirflowAPI(f"http://127.0.0.1:{env['MLOPS_API_PORT']}", "admin", "admin").token()
+    token = api(env).token()
     status, _, body = _get(env, "/model-health/api/health", token=token)
     assert status == 200, body[:500]
     snap = json.loads(body)
@@ -236,8 +268,8 @@ def test_model_health_page_in_a_real_browser(standalone):
             expect(page.locator("input[name=password]")).to_be_visible(timeout=30_000)
             assert "/auth/login" in page.url
             page.goto(f"{base}/auth/login?next=/")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", "admin")
+            page.fill("input[name=username]", ADMIN_USER)
+            page.fill("input[name=password]", admin_password(Path(env["AIRFLOW_HOME"])))
             page.keyboard.press("Enter")
             page.wait_for_url(f"{base}/", timeout=60_000)
             # The plugin's entry in the UI's Browse menu opens the page (in its own tab).

@@ -188,9 +188,16 @@ def test_the_service_keeps_its_model_and_reports_a_refused_champion(local_mlflow
 
     from include.serving.app import create_app
 
-    settings = local_mlflow
+    from dataclasses import replace
+
+    settings = replace(local_mlflow, serving_token="reload-token")
     good = register(settings, fitted_logistic(), tags=PASSED, alias=CHAMPION)
-    app = TestClient(create_app(settings))  # no lifespan: no Feast; /reload refreshes the holder
+    # no lifespan: no Feast; /reload (with the service's token) refreshes the holder
+    app = TestClient(
+        create_app(settings),
+        base_url="http://127.0.0.1",
+        headers={"Authorization": "Bearer reload-token"},
+    )
     assert app.post("/reload").json()["version"] == good
     marker = tmp_path / "served-marker"
     bad = register(

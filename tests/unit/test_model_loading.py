@@ -184,11 +184,11 @@ def test_control_a_gated_smoke_passed_skops_version_loads(local_mlflow):
 
 
 def test_the_service_keeps_its_model_and_reports_a_refused_champion(local_mlflow, tmp_path):
+    from dataclasses import replace
+
     from fastapi.testclient import TestClient
 
     from include.serving.app import create_app
-
-    from dataclasses import replace
 
     settings = replace(local_mlflow, serving_token="reload-token")
     good = register(settings, fitted_logistic(), tags=PASSED, alias=CHAMPION)

@@ -31,3 +31,17 @@ def write_real_days(days: list[datetime], lake_root: str | Path | None = None) -
             write_partition(conform(rows, table), table, lake_root, "validated", d, d + timedelta(days=1))
     for d in days:
         write_interval_features(lake_root, d, d + timedelta(days=1))
+
+
+class Boobytrap:
+    """Unpickling this writes a file: proof that something unpickled it (the model-loading
+    tests register it as a pickle-format model version)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+    def predict(self, x):  # so MLflow logs it as a model with a python_function flavor
+        return x

@@ -258,13 +258,13 @@ def run_smoke_test(settings: Settings, version: str, sample: pd.DataFrame) -> Sm
     model = tracking.load_model(settings, version, candidate=True)
     columns = tracking.model_input_columns(settings, version)
     smoke = smoke_test(model, sample.head(SMOKE_ROWS), columns, settings.smoke_max_latency_ms)
-    client = tracking.client(settings)
-    client.set_model_version_tag(
-        settings.model_name,
-        version,
-        tracking.SMOKE_TAG,
-        tracking.SMOKE_PASSED if smoke["passed"] else "failed",
-    )
+    with tracking.registry_call(f"record the smoke test of version {version}"):
+        tracking.client(settings).set_model_version_tag(
+            settings.model_name,
+            version,
+            tracking.SMOKE_TAG,
+            tracking.SMOKE_PASSED if smoke["passed"] else "failed",
+        )
     if not smoke["passed"]:
         current = tracking.champion(settings)
         raise DeploymentError(

@@ -178,6 +178,23 @@ def registry_unavailable(what: str, exc: BaseException) -> NoReturn:
     ) from exc
 
 
+@contextlib.contextmanager
+def registry_call(what: str) -> Iterator[None]:
+    """MLflow calls inside the block that fail (MLflow down, a 5xx, a timeout) raise
+    RegistryUnavailableError naming `what`; "does not exist", other errors and ours pass through."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (RegistryUnavailableError, UntrustedModelError):
+        raise
+    except (MlflowException, requests.exceptions.RequestException) as exc:
+        if is_missing(exc):
+            raise  # "does not exist" is an answer, not an outage: the caller's error to name
+        registry_unavailable(what, exc)
+
+
 def alias_version(mlflow_client: Any, model_name: str, alias: str) -> Any | None:
     """The ModelVersion an alias points at, on a client the caller already holds, or None when
     the alias (or the model) does not exist. Any other failure (MLflow down, a 5xx) raises
@@ -218,9 +235,10 @@ def record_alias_move(settings: Settings, alias: str, version: str, **record: st
     moving it: a deployment writes these first and moves the alias inside its guarded block."""
     c = client(settings)
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    c.set_model_version_tag(settings.model_name, str(version), f"{alias}.since", stamp)
-    for key, value in record.items():
-        c.set_model_version_tag(settings.model_name, str(version), f"{alias}.{key}", str(value))
+    with registry_call(f"record the move of '{alias}' to version {version}"):
+        c.set_model_version_tag(settings.model_name, str(version), f"{alias}.since", stamp)
+        for key, value in record.items():
+            c.set_model_version_tag(settings.model_name, str(version), f"{alias}.{key}", str(value))
 
 
 def model_uri(settings: Settings, version: str) -> str:
@@ -310,7 +328,8 @@ def model_input_columns(settings: Settings, version: str) -> list[str]:
     from mlflow.models import get_model_info
 
     client(settings)
-    info = get_model_info(model_uri(settings, version))
+    with registry_call(f"read the signature of version {version}"):
+        info = get_model_info(model_uri(settings, version))
     if info.signature is None:
         return []
     return [c.name for c in info.signature.inputs.inputs]

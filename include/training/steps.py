@@ -99,12 +99,16 @@ def start_parent_run(
     import mlflow
 
     _, _, meta = load_prepared(prepared)
-    exp = tracking.experiment_id(settings)
-    with mlflow.start_run(experiment_id=exp, run_name=f"train_model {tags.get('airflow.run_id', '')}") as run:
-        mlflow.set_tags({**tags, "git_commit": tracking.git_commit(), "feature_service": FEATURE_SERVICE})
-        mlflow.log_params({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in params.items()})
-        mlflow.log_dict(meta, "lineage.json")
-        return run.info.run_id
+    name = f"train_model {tags.get('airflow.run_id', '')}"
+    with tracking.registry_call("open the training run (experiment, tags, params, lineage)"):
+        exp = tracking.experiment_id(settings)
+        with mlflow.start_run(experiment_id=exp, run_name=name) as run:
+            mlflow.set_tags({**tags, "git_commit": tracking.git_commit(), "feature_service": FEATURE_SERVICE})
+            mlflow.log_params(
+                {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in params.items()}
+            )
+            mlflow.log_dict(meta, "lineage.json")
+            return run.info.run_id
 
 
 def open_parent_run(
@@ -174,7 +178,10 @@ def train_candidate(
 
     with threadpool_limits(limits=1):
         measured = _fit_and_measure(settings, prepared, spec, shuffle_labels)
-        run_id, model_uri = _log_candidate_run(settings, measured, spec, parent_run_id, tags, shuffle_labels)
+        with tracking.registry_call(f"log candidate {measured.name}'s run and model"):
+            run_id, model_uri = _log_candidate_run(
+                settings, measured, spec, parent_run_id, tags, shuffle_labels
+            )
     m = measured.metrics
     log.info(
         "candidate %s: ROC AUC %.4f, PR AUC %.4f, log loss %.4f, Brier %.4f (fit %.1f s, MLflow run %s)",
@@ -313,15 +320,16 @@ def register_best(
         raise NoCandidateError("no candidate finished: see the failed train_candidate tasks' logs")
     best = max(done, key=lambda c: (c["metrics"]["roc_auc"], -c["size_mb"]))
     tracking.client(settings)
-    mv = mlflow.register_model(
-        best["model_uri"],
-        settings.model_name,
-        tags={"candidate": best["name"], "run_id": best["run_id"], "parent_run_id": parent_run_id},
-    )
-    tracking.set_alias(settings, CHALLENGER, str(mv.version), run_id=best["run_id"])
-    client = tracking.client(settings)
-    client.set_tag(parent_run_id, "best_candidate", best["name"])
-    client.set_tag(parent_run_id, "registered_version", str(mv.version))
+    with tracking.registry_call(f"register {best['name']} as a version of {settings.model_name}"):
+        mv = mlflow.register_model(
+            best["model_uri"],
+            settings.model_name,
+            tags={"candidate": best["name"], "run_id": best["run_id"], "parent_run_id": parent_run_id},
+        )
+        tracking.set_alias(settings, CHALLENGER, str(mv.version), run_id=best["run_id"])
+        client = tracking.client(settings)
+        client.set_tag(parent_run_id, "best_candidate", best["name"])
+        client.set_tag(parent_run_id, "registered_version", str(mv.version))
     ranking = sorted(done, key=lambda c: -c["metrics"]["roc_auc"])
     log.info(
         "candidates by holdout ROC AUC:\n%s\nregistered %s version %s (alias challenger)",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,23 +14,11 @@ import pytest
 from include.core.settings import CHAMPION, get_settings
 from include.registry import deploy, tracking
 from include.registry.tracking import RegistryUnavailableError, UntrustedModelError
+from tests.fixtures import Boobytrap
 from tests.ports import free_port
 
 COLUMNS = ["a", "b", "c"]
 PASSED = {"gate.decision": "deploy", "smoke_test": "passed"}
-
-
-class Boobytrap:
-    """Unpickling this writes a file: proof that something unpickled it."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-    def predict(self, x):  # so MLflow logs it as a model with a python_function flavor
-        return x
 
 
 def untrusted_double(x):
@@ -246,6 +233,22 @@ def test_get_alias_on_a_stopped_mlflow_raises_and_a_missing_alias_is_none(local_
 
     with pytest.raises(RegistryUnavailableError):  # score_flights fails (and retries), never skips
         load_champion(down)
+
+
+def test_registry_call_names_an_outage_and_lets_other_errors_through():
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    refused = "API request to http://u:secret@127.0.0.1:1/api failed: Connection refused"
+    with pytest.raises(RegistryUnavailableError) as outage, tracking.registry_call("open the training run"):
+        raise MlflowException(refused)
+    message = str(outage.value)
+    assert "could not open the training run" in message and "secret" not in message
+    # control: "does not exist" is an answer, and our own errors are not outages
+    with pytest.raises(MlflowException), tracking.registry_call("read a version"):
+        raise MlflowException("no such model", error_code=RESOURCE_DOES_NOT_EXIST)
+    with pytest.raises(ValueError), tracking.registry_call("read a version"):
+        raise ValueError("a bug of ours")
 
 
 # --- the gate: a champion that cannot be measured rejects -------------------------------------

@@ -46,8 +46,9 @@ class Settings:
     """Root of local state: the lake, the demo source database, reports."""
 
     lake_root: str
-    """Root of the lake (raw / validated / quarantine partitions). A local folder by default;
-    any fsspec/ObjectStoragePath URL (s3://bucket/lake) when you outgrow one machine."""
+    """Root of the lake (raw / validated / quarantine / feature partitions): a local folder (or
+    a volume mounted on every worker). A URL (s3://…) is refused until the lake's I/O goes
+    through fsspec: written through pathlib it would silently become a local folder "s3:"."""
 
     clock_now: datetime | None
     """Fixed 'now' for the replay clock (tests and replays); None means the wall clock."""
@@ -159,6 +160,18 @@ class Settings:
         return self.data_dir / "gx_validation_results"
 
 
+def _local_lake_root(root: str) -> str:
+    """The lake root, refused when it is a URL: fail closed rather than write s3://bucket/lake
+    into a local folder named "s3:" (pathlib collapses the scheme's slashes)."""
+    if "://" in root and not root.startswith("file://"):
+        raise ValueError(
+            f"MLOPS_LAKE_ROOT={root!r}: the lake is a local folder (or a volume mounted on every worker) "
+            "for now; an object-store URL is not supported yet and would be written to a local folder "
+            "named after its scheme. Set a path."
+        )
+    return root.removeprefix("file://")
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment (cheap; call it where you need it)."""
     data_dir = Path(_env("MLOPS_DATA_DIR", str(PROJECT_DIR / "data"))).resolve()
@@ -170,7 +183,7 @@ def get_settings() -> Settings:
             clock_now = clock_now.replace(tzinfo=UTC)
     return Settings(
         data_dir=data_dir,
-        lake_root=_env("MLOPS_LAKE_ROOT", str(data_dir / "lake")),
+        lake_root=_local_lake_root(_env("MLOPS_LAKE_ROOT", str(data_dir / "lake"))),
         clock_now=clock_now,
         replay_anchor=date.fromisoformat(_env("MLOPS_REPLAY_ANCHOR", "2013-11-01")),
         scale_factor=int(_env("MLOPS_SCALE_FACTOR", "1")),

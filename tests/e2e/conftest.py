@@ -109,6 +109,19 @@ def source_connection(monkeypatch):
     return _point
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, what: str, timeout: float = 120) -> None:
+    """Until `url` answers 200; fails with the server's log if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        assert proc.poll() is None, f"{what} exited: " + log_path.read_text()[-3000:]
+    pytest.fail(f"{what} did not start: " + log_path.read_text()[-3000:])
+
+
 @contextmanager
 def online_service(data_dir: Path, port: int) -> Iterator[str]:
     """The real online prediction service (uvicorn on loopback) on the current settings; yields
@@ -127,16 +140,7 @@ def online_service(data_dir: Path, port: int) -> Iterator[str]:
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
-                assert proc.poll() is None, log_path.read_text()[-3000:]
-            else:
-                pytest.fail("the online service did not start: " + log_path.read_text()[-3000:])
+            wait_healthy(f"{url}/health", proc, log_path, "the online service")
             yield url
         finally:
             proc.terminate()

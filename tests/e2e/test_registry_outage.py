@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from include.core.settings import PROJECT_DIR, get_settings
-from tests.e2e.conftest import free_port, online_service, own_model_world
+from tests.e2e.conftest import free_port, online_service, own_model_world, wait_healthy
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
 # The window of test_train_model, whose first model passes the gate; one candidate keeps it short.
@@ -68,15 +68,7 @@ class MlflowServer:
         self.proc = subprocess.Popen(
             [mlflow, "server", *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.5)
-            assert self.proc.poll() is None, (self.root / "server.log").read_text()[-3000:]
-        pytest.fail("the MLflow server did not start: " + (self.root / "server.log").read_text()[-3000:])
+        wait_healthy(f"{self.url}/health", self.proc, self.root / "server.log", "the MLflow server")
 
     def stop(self) -> None:
         assert self.proc is not None

@@ -292,6 +292,71 @@ def test_model_health_page_in_a_real_browser(standalone):
             browser.close()
 
 
+def _pool(slots: int) -> dict:
+    """A pool PATCH body: Airflow 3.3 validates the whole pool (name, slots, include_deferred)."""
+    return {"pool": "champion_alias", "slots": slots, "include_deferred": False}
+
+
+def _task(client: AirflowAPI, dag_id: str, run_id: str, task_id: str) -> dict:
+    return client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+
+def test_deploy_and_rollback_started_together_one_waits(standalone):
+    """deploy_champion and rollback_champion share the one-slot pool champion_alias: with both
+    ready at once, one runs and the other waits for it; champion moves are never interleaved.
+    The pool is emptied while both runs get there, so that "together" does not depend on timing."""
+    env, run, _ = standalone
+    assert run.returncode == 0
+    client = api(env)
+    champion = _mlflow_champion(env)
+    deploy_run, rollback_run = "pool_test__deploy", "pool_test__rollback"
+    client.patch("/api/v2/pools/champion_alias?update_mask=slots", _pool(0))
+    try:
+        conf = {"reason": "pool test: deploy while a rollback is ready", "window_days": DAYS}
+        client.post(
+            "/api/v2/dags/train_model/dagRuns", {"dag_run_id": deploy_run, "logical_date": None, "conf": conf}
+        )
+        conf = {"version": champion, "reason": "pool test: rollback while a deploy is ready"}
+        client.post(
+            "/api/v2/dags/rollback_model/dagRuns",
+            {"dag_run_id": rollback_run, "logical_date": None, "conf": conf},
+        )
+        waiting = {
+            (deploy_run, "train_model", "deploy_champion"),
+            (rollback_run, "rollback_model", "rollback_champion"),
+        }
+        deadline = time.monotonic() + 1200
+        states: dict[str, str | None] = {}
+        while time.monotonic() < deadline:
+            states = {t: _task(client, d, r, t)["state"] for r, d, t in waiting}
+            if all(s == "scheduled" for s in states.values()):
+                break
+            assert "skipped" not in states.values() and "failed" not in states.values(), states
+            time.sleep(10)
+        else:
+            pytest.fail(f"deploy and rollback never both waited for the pool: {states}")
+        time.sleep(15)  # with no slot, neither may start
+        states = {t: _task(client, d, r, t)["state"] for r, d, t in waiting}
+        assert states == {"deploy_champion": "scheduled", "rollback_champion": "scheduled"}
+    finally:
+        client.patch("/api/v2/pools/champion_alias?update_mask=slots", _pool(1))
+
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        runs = {d: client.get(f"/api/v2/dags/{d}/dagRuns/{r}")["state"] for r, d, _ in waiting}
+        if all(s in ("success", "failed") for s in runs.values()):
+            break
+        time.sleep(5)
+    assert runs == {"train_model": "success", "rollback_model": "success"}, runs
+    spans = sorted(
+        (datetime.fromisoformat(ti["start_date"]), datetime.fromisoformat(ti["end_date"]), ti["task_id"])
+        for ti in (_task(client, d, r, t) for r, d, t in waiting)
+    )
+    (_, first_end, first), (second_start, _, second) = spans
+    assert second_start >= first_end, f"{second} started before {first} ended: {spans}"
+    assert _mlflow_champion(env) in {champion, str(int(champion) + 1)}
+
+
 def test_second_run_is_safe_and_stop_leaves_no_process(standalone):
     env, run, _ = standalone
     assert run.returncode == 0

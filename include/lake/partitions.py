@@ -1,17 +1,21 @@
 """The lake: partitions keyed by data interval, written atomically and reproducibly.
 
 Layout: ``<lake_root>/<zone>/<table>/interval=<start>_<end>/part-0.parquet`` with zone one of
-raw, validated, quarantine, features. A partition is written to a temporary file in the same folder
-and renamed into place, so readers never see half a file and a crashed task leaves nothing
-behind. Rows are sorted by the table's key and the schema is fixed by include/source/dataset.py,
-so a rerun of the same interval on the same source rows gives a byte-identical file.
+raw, validated, quarantine, features. The root is a local folder or an object-store URL; all I/O
+goes through include/lake/storage.py. A partition is serialised in memory, and its sha256 and size
+are taken from that buffer; the buffer is then stored atomically (a local temporary file renamed
+into place, or one object upload), so readers never see half a file and a crashed task leaves
+the previous partition. Rows are sorted by the table's key and the schema is fixed by
+include/source/dataset.py, so a rerun of the same interval on the same source rows gives a
+byte-identical file, whichever the storage.
+
+Functions that return `Path` (`partition_path`, `partitions_between`, `every_partition`) are for
+local roots and refuse a URL root; their `*_url` siblings return strings and work on both.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.core.schema import LogicalType, SourceTable
+from include.lake import storage
 
 Zone = Literal["raw", "validated", "quarantine", "features"]
 
@@ -70,8 +75,32 @@ def interval_key(start: datetime, end: datetime) -> str:
     return f"{_utc(start).strftime(fmt)}_{_utc(end).strftime(fmt)}"
 
 
+def _local_only(lake_root: str | Path, function: str, instead: str) -> None:
+    """Fail closed on a URL root where a Path is promised: pathlib would collapse s3://bucket into
+    a local folder named "s3:"."""
+    if not storage.is_local(lake_root):
+        raise ValueError(
+            f"{function} returns local paths; the lake root {lake_root!r} is a URL: use {instead}"
+        )
+
+
+def partition_url(lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime) -> str:
+    """Where a partition lives, as a string: a path for a local root (the same string as
+    `partition_path`), a URL for an object-store root."""
+    return storage.join(lake_root, zone, table, f"interval={interval_key(start, end)}", "part-0.parquet")
+
+
 def partition_path(lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime) -> Path:
-    return Path(lake_root) / zone / table / f"interval={interval_key(start, end)}" / "part-0.parquet"
+    """`partition_url` as a Path, for a local root only."""
+    _local_only(lake_root, "partition_path", "partition_url")
+    return Path(partition_url(lake_root, zone, table, start, end))
+
+
+def interval_of(partition: str | Path) -> tuple[datetime, datetime]:
+    """The interval of a partition file from its folder name (`interval=<key>`), for a path or
+    a URL alike."""
+    folder = str(partition).rstrip("/").split("/")[-2]
+    return parse_interval_key(folder.removeprefix("interval="))
 
 
 def arrow_schema(table: SourceTable) -> pa.Schema:
@@ -102,21 +131,22 @@ def conform(df: pd.DataFrame, table: SourceTable) -> pd.DataFrame:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a small text file so that readers see the old or the new content, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    """Write a small text file (UTF-8) so that readers see the old or the new content, never a
+    part; `path` may be a local path or a URL."""
+    storage.write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The hex sha256 of a stored file (a local path or a URL)."""
+    return storage.sha256(path)
+
+
+def _parquet_bytes(arrow: pa.Table) -> bytes:
+    """The partition file's bytes. Written to a memory sink with the same writer and options the
+    file sink had, so the bytes are the same as a file's and do not depend on where they go."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(arrow, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def write_partition(
@@ -132,36 +162,30 @@ def write_partition(
     The frame must already be conformed (see `conform`). An empty frame gives a valid
     parquet file with the declared schema and zero rows.
     """
-    path = partition_path(lake_root, zone, table.name, start, end)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = partition_url(lake_root, zone, table.name, start, end)
     arrow = pa.Table.from_pandas(df, schema=arrow_schema(table), preserve_index=False)
     # Drop pandas' schema metadata: it is not needed to read the file back and keeps the
     # bytes independent of the pandas version that wrote them.
     arrow = arrow.replace_schema_metadata(None)
-    fd, tmp_name = tempfile.mkstemp(prefix=".part-0.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(arrow, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # Serialise before touching the lake: a writer that fails leaves the previous partition.
+    data = _parquet_bytes(arrow)
+    storage.write_bytes_atomic(path, data)
     return PartitionInfo(
         table=table.name,
         zone=zone,
         interval_start=_utc(start).isoformat(),
         interval_end=_utc(end).isoformat(),
-        path=str(path),
+        path=path,
         rows=arrow.num_rows,
-        sha256=file_sha256(path),
-        bytes=path.stat().st_size,
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
     )
 
 
 def read_partition(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+    """A partition file (local path or URL) as a frame, read through a storage handle."""
+    with storage.open_input(path) as handle:
+        return pq.read_table(handle).to_pandas()
 
 
 def parse_interval_key(key: str) -> tuple[datetime, datetime]:
@@ -174,26 +198,41 @@ def parse_interval_key(key: str) -> tuple[datetime, datetime]:
     )
 
 
+def every_partition_url(lake_root: str | Path, zone: Zone, table: str) -> list[str]:
+    """Every partition of `table` in `zone`, oldest first (whatever their intervals), as
+    strings: paths for a local root, URLs for an object store.
+
+    Reads only the folder listing (one paginated listing on an object store)."""
+    folder = storage.join(lake_root, zone, table)
+    found = sorted((interval_of(part), part) for part in storage.glob(folder, "interval=*/part-0.parquet"))
+    return [p for _, p in found]
+
+
+def partition_urls_between(
+    lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime
+) -> list[str]:
+    """The partitions of `table` whose interval lies inside [start, end), oldest first, as
+    strings (see `every_partition_url`).
+
+    Reads only the folder listing: a day's feature run opens just the window it needs."""
+    lo_bound, hi_bound = _utc(start), _utc(end)
+    found = []
+    for part in every_partition_url(lake_root, zone, table):
+        lo, hi = interval_of(part)
+        if lo >= lo_bound and hi <= hi_bound:
+            found.append(part)
+    return found
+
+
 def partitions_between(
     lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime
 ) -> list[Path]:
-    """The partitions of `table` whose interval lies inside [start, end), oldest first.
-
-    Reads only the folder listing: a day's feature run opens just the window it needs."""
-    folder = Path(lake_root) / zone / table
-    found = []
-    for part in folder.glob("interval=*/part-0.parquet") if folder.is_dir() else []:
-        lo, hi = parse_interval_key(part.parent.name.removeprefix("interval="))
-        if lo >= _utc(start) and hi <= _utc(end):
-            found.append((lo, part))
-    return [p for _, p in sorted(found)]
+    """`partition_urls_between` as Paths, for a local root only."""
+    _local_only(lake_root, "partitions_between", "partition_urls_between")
+    return [Path(p) for p in partition_urls_between(lake_root, zone, table, start, end)]
 
 
 def every_partition(lake_root: str | Path, zone: Zone, table: str) -> list[Path]:
-    """Every partition of `table` in `zone`, oldest first (whatever their intervals)."""
-    folder = Path(lake_root) / zone / table
-    found = [
-        (parse_interval_key(part.parent.name.removeprefix("interval=")), part)
-        for part in (folder.glob("interval=*/part-0.parquet") if folder.is_dir() else [])
-    ]
-    return [p for _, p in sorted(found)]
+    """`every_partition_url` as Paths, for a local root only."""
+    _local_only(lake_root, "every_partition", "every_partition_url")
+    return [Path(p) for p in every_partition_url(lake_root, zone, table)]

@@ -177,3 +177,12 @@ def write_bytes_atomic(location: Location, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def modified(location: Location) -> float:
+    """When the file was last written, in seconds since the epoch (an object store's
+    LastModified has a resolution of one second; a local file's mtime is finer)."""
+    if is_local(location):
+        return os.stat(_local_path(location)).st_mtime
+    fs, path = resolve(location)
+    return float(fs.modified(path).timestamp())

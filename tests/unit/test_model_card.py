@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from include.core.settings import CHALLENGER, CHAMPION, get_settings
+from include.core.urls import redact_url
 from include.registry import model_card
 from include.registry.card import content
 from include.registry.card.record import collect
 from include.registry.card.render import render_html, render_markdown
 from include.registry.card.status import status_of
-from include.registry.tracking import redact_url
 
 SHA = "ab" * 32
 SCRIPT = "<script>alert('x')</script>"

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from include.core.settings import CHALLENGER, CHAMPION, Settings
+from include.core.urls import redact_url
 from include.registry import tracking
 from include.registry.card.facts import CardFacts, GateFacts, RunFacts
 from include.registry.card.status import status_of
 from include.registry.card.validation import partition_facts
-from include.registry.tracking import redact_url
 
 
 def quiet_client(settings: Settings) -> Any:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from include.core.settings import Settings
+from include.lake import storage
+from include.lake.partitions import partition_parts
 from include.registry.card.facts import PartitionFacts, QuarantineRecord, ValidationRecord
 
 
@@ -79,11 +81,11 @@ def _result_record(
 
 def _quarantine_record(settings: Settings, table: str, key: str) -> QuarantineRecord:
     """The quarantine record beside the partition in the lake: rows the model never saw, and why."""
-    reason_file = Path(settings.lake_root) / "quarantine" / table / f"interval={key}" / "reason.json"
-    if not reason_file.is_file():
+    reason_file = storage.join(settings.lake_root, "quarantine", table, f"interval={key}", "reason.json")
+    if not storage.is_file(reason_file):
         return {"exists": False}
     try:
-        record = json.loads(reason_file.read_text(encoding="utf-8"))
+        record = json.loads(storage.read_bytes(reason_file).decode("utf-8"))
     except (OSError, ValueError) as exc:
         return {"exists": True, "error": f"unreadable reason.json: {exc}"}
     return {
@@ -110,9 +112,8 @@ def partition_facts(settings: Settings, partitions: dict[str, str]) -> list[Part
     its validation record; a record that cannot be read is reported, not raised."""
     out = []
     for path, sha in sorted(partitions.items()):
-        folder = Path(path).parent
-        table, key = folder.parent.name, folder.name.removeprefix("interval=")
-        item: PartitionFacts = {"table": table, "interval": key, "zone": folder.parent.parent.name}
+        zone, table, key = partition_parts(path)
+        item: PartitionFacts = {"table": table, "interval": key, "zone": zone}
         item["sha256"] = sha
         try:
             item["validation"] = validation_record(settings, table, key)

@@ -101,7 +101,13 @@ def servers(airflow_db, tmp_path_factory):
                 mp.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
                 mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{serving_port}")
                 mp.setenv("MLOPS_SERVING_DEPARTURE_DAYS_BACK", str(366 * 20))  # 2013 days, 2026 clock
-                write_real_days(DAYS)
+                # The month is written to a local lake and uploaded (the partitions' own S3 writes
+                # and reads are timed by the byte test below, which recomputes two days in place).
+                write_real_days(DAYS, lake_root=str(root / "staging"))
+                from include.lake import storage
+
+                fs, lake = storage.resolve(get_settings().lake_root)
+                fs.put(str(root / "staging") + "/", lake, recursive=True)
                 from include.airflow_glue.connections import feature_store
                 from include.features.store import apply_if_changed, materialize_interval
 
@@ -154,6 +160,7 @@ def test_partitions_in_the_object_store_are_the_bytes_a_local_lake_gets(servers,
 
     local = tmp_path / "lake"
     write_real_days(DAYS[:2], lake_root=str(local))
+    write_real_days(DAYS[:2])  # in place, through the object store
     for d in DAYS[:2]:
         for zone, table in (("validated", FLIGHT_OUTCOMES.name), ("features", "route_delay_stats")):
             end = d + timedelta(days=1)

@@ -52,6 +52,6 @@ def quarantine(settings: Settings, limit: int = 20) -> QuarantineSection:
         "recent": entries[:limit],
         "total": len(entries),
         "data_docs_index": "data-docs/index.html"
-        if (settings.data_docs_dir / "index.html").exists()
+        if storage.is_file(storage.join(settings.data_docs_root, "index.html"))
         else None,
     }

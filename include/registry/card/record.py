@@ -211,12 +211,12 @@ def _add_partitions(settings: Settings, facts: CardFacts) -> None:
     if no_record:
         facts["missing"]["validation records"] = (
             f"{no_record} of {len(facts['partitions'])} partitions have no Great Expectations result "
-            f"under {settings.validation_results_dir.name}/"
+            f"under {settings.validation_results_root.rstrip('/').rsplit('/', 1)[-1]}/"
         )
 
 
 def collect(settings: Settings, version: str) -> CardFacts:
-    """Everything the card says about `version`, from MLflow and the local validation records.
+    """Everything the card says about `version`, from MLflow and the stored validation records.
 
     Raises LookupError when the version does not exist; any other missing piece (no gate yet,
     an artifact or a validation record absent) is listed under "missing" and left None."""

@@ -93,6 +93,7 @@ def servers(airflow_db, tmp_path_factory):
                 serving_port = free_port()
                 mp.setenv("MLOPS_DATA_DIR", str(root / "data"))
                 mp.setenv("MLOPS_LAKE_ROOT", f"s3://{LAKE_BUCKET}/lake")
+                mp.setenv("MLOPS_ARTIFACTS_ROOT", f"s3://{LAKE_BUCKET}/artifacts")
                 mp.setenv("MLOPS_FEAST_REGISTRY_URL", urls["feast"])
                 mp.setenv("MLOPS_FEAST_ONLINE_STORE", "redis")
                 mp.setenv("AIRFLOW_CONN_FEAST_ONLINE_STORE", redis_url.removesuffix("/0") + "/1")
@@ -264,3 +265,6 @@ def test_scoring_and_monitoring_read_and_write_the_servers(servers, dags, traine
     with sa.create_engine(servers["urls"]["monitoring"]).connect() as conn:
         tables = sa.inspect(conn).get_table_names()
     assert tables, "the monitoring tables are in PostgreSQL"
+    reports = s3_keys(servers["endpoint"], LAKE_BUCKET, "artifacts/monitoring/reports/")
+    assert any(k.endswith(".html") for k in reports), reports
+    assert not (servers["root"] / "data" / "monitoring" / "reports").exists()

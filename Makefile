@@ -9,6 +9,7 @@ UV_VERSION := 0.13.9
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DAYS ?= 14
+PROFILE ?= embedded
 PYTEST_ARGS ?=
 
 .PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page clean
@@ -36,8 +37,12 @@ lock: ## re-resolve requirements.txt into requirements.lock (hashes, no index UR
 source: venv ## build the demo source database (or keep it when up to date)
 	PYTHONPATH=$(CURDIR) $(PY) -m include.source.demo ensure
 
-run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14)
-	DEMO_DAYS=$(DAYS) scripts/run.sh
+run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14; PROFILE=server: PostgreSQL, Redis, S3, Celery)
+	@case "$(PROFILE)" in \
+	  embedded) DEMO_DAYS=$(DAYS) scripts/run.sh ;; \
+	  server) DEMO_DAYS=$(DAYS) scripts/run_server.sh ;; \
+	  *) echo "PROFILE=$(PROFILE): choose embedded (default) or server" >&2; exit 2 ;; \
+	esac
 
 demo-drift: venv ## the closed loop on Dec 2013 (stops make run; own state): monitoring -> retraining -> gate
 	scripts/stop.sh

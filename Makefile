@@ -49,9 +49,10 @@ demo-drift: venv ## the closed loop on Dec 2013 (stops make run; own state): mon
 	AIRFLOW_HOME=$(CURDIR)/.airflow-drift MLOPS_DATA_DIR=$(CURDIR)/data/demo-drift \
 	  MLOPS_REPLAY_ANCHOR=2013-12-16 DEMO_DAYS=42 DEMO_SCRIPT=scripts/demo_drift.py scripts/run.sh
 
-stop: ## stop Airflow (make run's and make demo-drift's); leaves no process of the project behind
+stop: ## stop Airflow (make run's of both profiles, make demo-drift's); leaves no process of the project behind
 	scripts/stop.sh
 	AIRFLOW_HOME=$(CURDIR)/.airflow-drift scripts/stop.sh
+	AIRFLOW_HOME=$(CURDIR)/.airflow-server scripts/stop.sh
 
 test: venv system lint ## every test (what CI runs): lint, DAG integrity and layers, unit, end to end
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests $(PYTEST_ARGS)
@@ -89,4 +90,4 @@ bench-page: venv ## load time of the Model health page, median of 20 (needs `mak
 	. .airflow/env.sh && PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_model_health.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
-	rm -rf .airflow .airflow-drift data .cache .pytest_cache .ruff_cache
+	rm -rf .airflow .airflow-drift .airflow-server data .cache .pytest_cache .ruff_cache

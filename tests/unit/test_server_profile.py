@@ -8,6 +8,7 @@ sourcing, and a worker's own folder and address.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from include.core import runtime_env
+from include.core.settings import PROJECT_DIR
 
 
 @pytest.fixture
@@ -119,3 +121,16 @@ def test_hostname_callable(monkeypatch):
     monkeypatch.delenv(runtime_env.HOSTNAME_ENV)
     assert runtime_env.airflow_hostname()  # the machine's name (control)
 
+
+def test_heavy_imports_go_where_tasks_are_forked():
+    spec = importlib.util.spec_from_file_location(
+        "local_settings", PROJECT_DIR / "scripts/airflow_local_settings.py"
+    )
+    assert spec is not None and spec.loader is not None
+    local = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(local)  # pytest's argv: nothing imported
+    forks = local.forks_tasks
+    assert forks(["airflow", "scheduler"], None) and forks(["airflow", "scheduler"], "LocalExecutor")
+    assert not forks(["airflow", "scheduler"], "CeleryExecutor")
+    assert forks(["airflow", "celery", "worker", "-c", "2"], "CeleryExecutor")
+    assert not forks(["airflow", "api-server"], "CeleryExecutor")

@@ -2,9 +2,11 @@
 # Helpers of scripts/run_server.sh (sourced). Each server runs in its own session and process
 # group, its group id in $AIRFLOW_HOME/<name>.pgid: scripts/stop.sh signals the whole group.
 
-running() {  # running <name>: its process group is alive
-  local pgid_file=$AIRFLOW_HOME/$1.pgid
-  [ -s "$pgid_file" ] && kill -0 -- "-$(cat "$pgid_file")" 2>/dev/null
+running() {  # running <name>: its process group is alive (or its leader, not yet in its session)
+  local pgid_file=$AIRFLOW_HOME/$1.pgid pgid
+  [ -s "$pgid_file" ] || return 1
+  pgid=$(cat "$pgid_file")
+  kill -0 -- "-$pgid" 2>/dev/null || kill -0 "$pgid" 2>/dev/null
 }
 
 start_service() {  # start_service <name> <log> <command...>

@@ -38,6 +38,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.lake.storage import write_bytes_atomic
+
 log = logging.getLogger("s3_server")
 
 MANIFEST = "manifest.json"
@@ -56,20 +58,6 @@ def _client(endpoint: str) -> Any:
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "moto"),
         config=Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"}),
     )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 class Snapshot:
@@ -153,7 +141,7 @@ class Snapshot:
 
     def _write(self, buckets: list[str], objects: list[dict[str, Any]]) -> None:
         manifest = {"format": FORMAT, "buckets": buckets, "objects": objects}
-        _atomic_write(self.state / MANIFEST, json.dumps(manifest, indent=1).encode())
+        write_bytes_atomic(str(self.state / MANIFEST), json.dumps(manifest, indent=1).encode())
         keep = {o["blob"] for o in objects}
         for blob in self.blobs.iterdir():
             if blob.name not in keep and not blob.name.startswith("."):

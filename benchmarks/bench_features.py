@@ -197,6 +197,7 @@ def run_child(*args: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MLOPS_DATA_DIR": tmp, "FEAST_USAGE": "False"}
         env.pop("MLOPS_LAKE_ROOT", None)
+        env.pop("MLOPS_ARTIFACTS_ROOT", None)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", *args],
             env=env,

@@ -599,6 +599,7 @@ def main() -> int:
     os.environ["MLOPS_DATA_DIR"] = str(data_dir)
     for name in (
         "MLOPS_LAKE_ROOT",
+        "MLOPS_ARTIFACTS_ROOT",
         "MLFLOW_TRACKING_URI",
         "MLOPS_PREDICTION_LOG_URL",
         "MLOPS_FEAST_ONLINE_STORE",

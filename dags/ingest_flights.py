@@ -36,8 +36,9 @@ go to `<lake>/quarantine/<table>/interval=.../rows.parquet` with a reason code; 
 quarantines the whole partition (`reason.json` beside it) and fails the task with
 `PartitionQuarantinedError`: fix the source and clear the task, or trigger the interval again with
 Params `force_publish=true` and a `reason` (recorded in the quarantine record and the asset event).
-Every validation renders a Great Expectations Data Docs page under `<data>/data_docs/`; the
-task log prints its path (`Data Docs page of this validation: ...`), and `index.html` there
+Every validation renders a Great Expectations Data Docs page under `<artifacts>/data_docs/`
+(MLOPS_ARTIFACTS_ROOT, by default the data folder; an s3:// URL when workers share no disk); the
+task log prints its location (`Data Docs page of this validation: ...`), and `index.html` there
 lists every validation.
 """
 
@@ -112,7 +113,7 @@ def ingest_flights() -> None:
             context["data_interval_start"],
             context["data_interval_end"],
             force_reason=force_reason_from_params(context["params"]),
-            session=GxSession(settings.data_docs_dir, settings.validation_results_dir),
+            session=GxSession(settings.data_docs_root, settings.validation_results_root),
             log=logging.getLogger("airflow.task"),
         )
         assets.emit(context, assets.VALIDATED[table_name], summary)

@@ -11,7 +11,9 @@ Security: Airflow does not protect plugin routes by itself. Every route here ask
 auth manager for the user (the UI's session cookie or a Bearer token), so an anonymous request
 is refused (the page redirects to the login, everything else answers 401). Routes are GET only,
 never show connections or credentials, and serve files only from the reports and Data Docs
-folders, sandboxed (files.SANDBOX_CSP: their scripts get an opaque origin, not Airflow's).
+roots, sandboxed (files.SANDBOX_CSP: their scripts get an opaque origin, not Airflow's). Those
+roots may be an object store (MLOPS_ARTIFACTS_ROOT=s3://...): files are read through the
+project's storage helpers and sent as bytes, never opened as a local path here.
 
 This module is imported by every task process (Airflow loads plugins for macros), so it imports
 nothing heavy at the top: Airflow's API security and the project's modules load on first request.
@@ -26,7 +28,7 @@ from typing import Annotated, Any
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 URL_PREFIX = "/model-health"
@@ -109,25 +111,25 @@ def model_card(version: int, user: User) -> HTMLResponse:
 
 
 @app.get("/reports/{name}")
-def report(name: str, user: User) -> FileResponse:
-    """A nightly drift report (HTML) from the monitoring reports folder."""
+def report(name: str, user: User) -> Response:
+    """A nightly drift report (HTML) from the monitoring reports root."""
     from include.oncall import files
 
-    path = files.report_file(_settings(), name)
-    if path is None:
+    served = files.served_report(_settings(), name)
+    if served is None:
         raise HTTPException(404, f"no drift report named {name!r}")
-    return FileResponse(path, media_type="text/html", headers=files.FILE_HEADERS)
+    return Response(served.body, media_type=served.media_type, headers=served.headers)
 
 
 @app.get("/data-docs/{relative:path}")
-def data_docs(relative: str, user: User) -> FileResponse:
+def data_docs(relative: str, user: User) -> Response:
     """A page (or asset) of the Great Expectations Data Docs site."""
     from include.oncall import files
 
-    path = files.data_docs_file(_settings(), relative)
-    if path is None:
+    served = files.served_data_docs(_settings(), relative)
+    if served is None:
         raise HTTPException(404, f"no Data Docs file {relative!r}")
-    return FileResponse(path, headers=files.FILE_HEADERS)
+    return Response(served.body, media_type=served.media_type, headers=served.headers)
 
 
 def _warm_up() -> None:

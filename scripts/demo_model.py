@@ -96,9 +96,11 @@ def wait_triggered(api: AirflowAPI, dag_id: str, since: datetime, timeout: float
 
 def print_monitoring(settings: Any) -> None:
     """The latest monitoring report and the last night's checks, from the monitoring tables."""
+    from include.lake import storage
     from include.monitoring.tables import checks_history
 
-    reports = sorted((settings.monitoring_dir / "reports").glob("*.html"), key=lambda p: p.stat().st_mtime)
+    found = [r for r in storage.ls(settings.monitoring_reports_root) if r.endswith(".html")]
+    reports = sorted(found, key=storage.modified)
     history = checks_history(settings)
     if history.empty:
         print("  no monitoring results yet")

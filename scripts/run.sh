@@ -104,11 +104,11 @@ airflow-mlops is running ($(( $(date +%s) - started )) s).
   Look at      DAG ingest_flights: $DEMO_DAYS daily runs (extract_<table>, validate_<table>)
                Assets:    raw_<table>, validated_flight_schedules, validated_flight_outcomes, ...
                Lake:      ${MLOPS_DATA_DIR}/lake/{raw,validated,quarantine}/<table>/interval=<start>_<end>/
-               Data Docs: ${MLOPS_DATA_DIR}/data_docs/index.html (each validate_<table> log names its page)
+               Data Docs: ${MLOPS_ARTIFACTS_ROOT:-$MLOPS_DATA_DIR}/data_docs/index.html (each validate_<table> log names its page)
                DAG materialize_features: one run per batch of validated days; asset flight_features
                Feast:     make feast ARGS="feature-views list"   (online store ${MLOPS_DATA_DIR}/feast/online_store.db)
                DAG train_model: candidates, gate (evaluate_gate log), deploy_champion; score_flights; rollback_model
-               DAG monitor_model: drift, performance once labels arrive, freshness; reports in ${MLOPS_DATA_DIR}/monitoring/reports/
+               DAG monitor_model: drift, performance once labels arrive, freshness; reports in ${MLOPS_ARTIFACTS_ROOT:-$MLOPS_DATA_DIR}/monitoring/reports/
                The closed loop on December 2013: make demo-drift (README, Monitoring)
   MLflow UI    ${MLFLOW_TRACKING_URI}   experiments flight_delay, flight_delay-monitoring; Models > flight_delay
   Serving      curl -s -X POST ${MLOPS_SERVING_URL}/predict -H 'content-type: application/json' -d '{"flight_id": <id>}'

@@ -27,6 +27,7 @@ SESSION_AIRFLOW_HOME.mkdir(parents=True)
 os.environ.update(airflow_env(SESSION_AIRFLOW_HOME, data_dir=SESSION_DATA_DIR))
 os.environ["MLOPS_CLOCK_NOW"] = TEST_NOW.isoformat()
 os.environ.pop("MLOPS_LAKE_ROOT", None)
+os.environ.pop("MLOPS_ARTIFACTS_ROOT", None)
 os.environ.pop("AIRFLOW_CONN_FLIGHTS_SOURCE", None)
 
 

@@ -36,7 +36,7 @@ def send(subject: str, text: str, context: Context) -> list[str]:
     """Send `text` to every configured channel; returns the channels used. A failing channel is
     logged and skipped: an alert must never fail the task that raises it. Credentials in any URL
     of the subject or text are removed first (an error message may quote a connection URL)."""
-    from include.registry.tracking import redact_url
+    from include.core.urls import redact_url
 
     subject, text = redact_url(subject), redact_url(text)
     sent = []
@@ -79,8 +79,8 @@ def on_task_failure(context: Context) -> None:
     """Every DAG's on_failure_callback: end the failed task's log with the failure block (and send
     it to the alert connections when they exist). Never raises: it runs after the task failed."""
     try:
+        from include.core.urls import redact_url
         from include.oncall.failure_block import summary_block
-        from include.registry.tracking import redact_url
 
         ti, dag_run = context.get("ti"), context.get("dag_run")
         exc = context.get("exception")

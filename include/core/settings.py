@@ -43,12 +43,20 @@ class Settings:
     """Values that differ between a laptop, CI and a production deployment."""
 
     data_dir: Path
-    """Root of local state: the lake, the demo source database, reports."""
+    """Root of local state: the demo source database, the default home of the lake and of the
+    artifacts (validation results, Data Docs, reports)."""
 
     lake_root: str
-    """Root of the lake (raw / validated / quarantine / feature partitions): a local folder (or
-    a volume mounted on every worker). A URL (s3://…) is refused until the lake's I/O goes
-    through fsspec: written through pathlib it would silently become a local folder "s3:"."""
+    """Root of the lake (raw / validated / quarantine / feature partitions, training sets): a
+    local folder, or an object store URL (`s3://bucket/prefix`, credentials and endpoint from the
+    standard AWS variables, see include/lake/storage.py). Workers that share no disk need the URL."""
+
+    artifacts_root: str
+    """Root of the files a task writes for people and for later readers (`MLOPS_ARTIFACTS_ROOT`):
+    Great Expectations validation results and the Data Docs site, the nightly drift reports. A
+    local folder (default: the data folder, the layout these files always had) or an object store
+    URL like the lake's. Workers that share no disk, and the API server whose Model health page
+    serves these files, need the URL: a file on one worker's disk is invisible to the others."""
 
     clock_now: datetime | None
     """Fixed 'now' for the replay clock (tests and replays); None means the wall clock."""
@@ -68,6 +76,11 @@ class Settings:
     feast_online_store: str
     """Feast online store: sqlite (embedded, default) | redis | postgres (connection
     `feast_online_store`)."""
+
+    feast_registry_url: str
+    """Feast's registry: empty for the embedded file registry under the data folder, or a
+    SQLAlchemy URL (`postgresql+psycopg://…`, `MLOPS_FEAST_REGISTRY_URL`) for Feast's SQL registry,
+    which every worker shares."""
 
     feast_chunk_hours: int
     """Materialization window per Feast call: memory stays flat however long the catch-up."""
@@ -130,14 +143,22 @@ class Settings:
         return (self.mlflow_dir / "artifacts").as_uri()
 
     @property
-    def training_sets_dir(self) -> Path:
-        """Train/holdout frames of each train_model run, shared by its mapped candidate tasks."""
-        return self.data_dir / "training_sets"
+    def training_sets_root(self) -> str:
+        """Train/holdout frames of each train_model run, shared by its mapped candidate tasks and
+        its deployment's smoke test: in the lake (`<lake>/training_sets/<run>/`), so workers that
+        share no disk read what another wrote."""
+        return f"{self.lake_root.rstrip('/')}/training_sets"
 
     @property
     def monitoring_dir(self) -> Path:
-        """Nightly drift reports (HTML) and cached training references of the monitored versions."""
+        """Local monitoring state: the cached training references of the monitored versions (each
+        worker downloads its own copy from MLflow) and the default SQLite monitoring tables."""
         return self.data_dir / "monitoring"
+
+    @property
+    def monitoring_reports_root(self) -> str:
+        """Nightly drift reports (HTML, one per version and day), read by the Model health page."""
+        return _under(self.artifacts_root, "monitoring", "reports")
 
     @property
     def monitoring_experiment(self) -> str:
@@ -150,26 +171,37 @@ class Settings:
         return self.data_dir / "source" / "flights.db"
 
     @property
-    def data_docs_dir(self) -> Path:
+    def data_docs_root(self) -> str:
         """Great Expectations Data Docs site: one page per validated partition, index.html."""
-        return self.data_dir / "data_docs"
+        return _under(self.artifacts_root, "data_docs")
 
     @property
-    def validation_results_dir(self) -> Path:
+    def validation_results_root(self) -> str:
         """Great Expectations validation results (JSON) that the Data Docs site is built from."""
-        return self.data_dir / "gx_validation_results"
+        return _under(self.artifacts_root, "gx_validation_results")
 
 
-def _local_lake_root(root: str) -> str:
-    """The lake root, refused when it is a URL: fail closed rather than write s3://bucket/lake
-    into a local folder named "s3:" (pathlib collapses the scheme's slashes)."""
-    if "://" in root and not root.startswith("file://"):
+LAKE_URL_SCHEMES = ("s3://",)
+
+
+def _storage_root(variable: str, root: str) -> str:
+    """A storage root (the lake's, the artifacts'): a local path (file:// removed) or an
+    object-store URL. Another scheme is refused: fail closed rather than write gs://bucket/lake
+    into a local folder named "gs:"."""
+    if "://" in root and not root.startswith(("file://", *LAKE_URL_SCHEMES)):
         raise ValueError(
-            f"MLOPS_LAKE_ROOT={root!r}: the lake is a local folder (or a volume mounted on every worker) "
-            "for now; an object-store URL is not supported yet and would be written to a local folder "
-            "named after its scheme. Set a path."
+            f"{variable}={root!r}: it must be a local folder or one of "
+            f"{', '.join(LAKE_URL_SCHEMES)}; other schemes are not installed. Set a path or an s3:// URL."
         )
     return root.removeprefix("file://")
+
+
+def _under(root: str, *parts: str) -> str:
+    """`root`/`parts` as include/lake/storage.py's `join` names it (core may not import the lake):
+    the string pathlib gives for a local root, the URL with "/"-joined parts for an object store."""
+    if "://" in root:
+        return "/".join([root.rstrip("/"), *parts])
+    return str(Path(root).joinpath(*parts))
 
 
 def get_settings() -> Settings:
@@ -183,13 +215,15 @@ def get_settings() -> Settings:
             clock_now = clock_now.replace(tzinfo=UTC)
     return Settings(
         data_dir=data_dir,
-        lake_root=_local_lake_root(_env("MLOPS_LAKE_ROOT", str(data_dir / "lake"))),
+        lake_root=_storage_root("MLOPS_LAKE_ROOT", _env("MLOPS_LAKE_ROOT", str(data_dir / "lake"))),
+        artifacts_root=_storage_root("MLOPS_ARTIFACTS_ROOT", _env("MLOPS_ARTIFACTS_ROOT", str(data_dir))),
         clock_now=clock_now,
         replay_anchor=date.fromisoformat(_env("MLOPS_REPLAY_ANCHOR", "2013-11-01")),
         scale_factor=int(_env("MLOPS_SCALE_FACTOR", "1")),
         reporting_lag_hours=float(_env("MLOPS_REPORTING_LAG_HOURS", "6")),
         schedule_lead_hours=float(_env("MLOPS_SCHEDULE_LEAD_HOURS", "24")),
         feast_online_store=_env("MLOPS_FEAST_ONLINE_STORE", "sqlite").lower(),
+        feast_registry_url=_env("MLOPS_FEAST_REGISTRY_URL", ""),
         feast_chunk_hours=int(_env("MLOPS_FEAST_CHUNK_HOURS", "24")),
         prediction_lead_hours=float(_env("MLOPS_PREDICTION_LEAD_HOURS", "2")),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{data_dir / 'mlflow' / 'mlflow.db'}"),

@@ -18,13 +18,15 @@ from include.features.engineering import (
     SCHEDULE_LOOKBACK,
     features_for_interval,
 )
+from include.lake import storage
 from include.lake.partitions import (
     PartitionInfo,
     conform,
+    every_partition_url,
     interval_key,
-    parse_interval_key,
-    partition_path,
-    partitions_between,
+    interval_of,
+    partition_url,
+    partition_urls_between,
     read_partition,
     write_partition,
 )
@@ -35,13 +37,26 @@ class MissingValidatedPartitionError(RuntimeError):
     """The interval's own validated partition is not in the lake (not ingested, or quarantined)."""
 
 
-def feature_source_dir(lake_root: str | Path, feature_table: str) -> Path:
-    return Path(lake_root) / "features" / feature_table
+def feature_source_dir(lake_root: str | Path, feature_table: str) -> str:
+    """The folder (a path or a URL) of a feature table's partitions: a Feast source reads it."""
+    return storage.join(lake_root, "features", feature_table)
+
+
+def offline_store_path(location: str) -> str:
+    """A lake location as Feast's DuckDB offline store must be given it.
+
+    Local paths are unchanged. For an S3 lake, ibis would load DuckDB's httpfs extension for any
+    `s3://` path, and that extension is downloaded at run time (nothing may download here; it is
+    not in the wheel). The same objects named `s3a://` (an alias fsspec's S3 filesystem answers
+    too) are read through the fsspec filesystem that `features.store.open_store` registers in
+    DuckDB: one S3 client, the same credentials and endpoint as the rest of the lake."""
+    return "s3a://" + location.removeprefix("s3://") if location.startswith("s3://") else location
 
 
 def read_validated(lake_root: str | Path, table: SourceTable, start: datetime, end: datetime) -> pd.DataFrame:
     """Every validated row of `table` in the partitions inside [start, end)."""
-    frames = [read_partition(p) for p in partitions_between(lake_root, "validated", table.name, start, end)]
+    parts = partition_urls_between(lake_root, "validated", table.name, start, end)
+    frames = [read_partition(p) for p in parts]
     frames = [f for f in frames if len(f)]
     if not frames:
         return conform(pd.DataFrame(columns=table.column_names), table)
@@ -56,8 +71,8 @@ def write_interval_features(
     Reads only the window the statistics need: outcomes of the last LONGEST_WINDOW, their
     schedules (SCHEDULE_LOOKBACK earlier), and the interval's weather."""
     for table in (FLIGHT_OUTCOMES, WEATHER_OBSERVATIONS):
-        path = partition_path(lake_root, "validated", table.name, start, end)
-        if not path.is_file():
+        path = partition_url(lake_root, "validated", table.name, start, end)
+        if not storage.is_file(path):
             raise MissingValidatedPartitionError(
                 f"no validated {table.name} partition for interval {interval_key(start, end)} "
                 f"(expected {path}). Run or clear ingest_flights for that interval (or release its "
@@ -103,11 +118,8 @@ def with_dependents(
     end the same whatever order the days arrived in."""
     if not intervals:
         return []
-    folder = feature_source_dir(lake_root, next(iter(FEATURE_TABLES)))
-    existing = [
-        parse_interval_key(p.name.removeprefix("interval="))
-        for p in (folder.glob("interval=*") if folder.is_dir() else [])
-    ]
+    first_table = next(iter(FEATURE_TABLES))
+    existing = [interval_of(p) for p in every_partition_url(lake_root, "features", first_table)]
     found = set(intervals)
     for start, _ in intervals:
         found |= {(s, e) for s, e in existing if start < s < start + LONGEST_WINDOW}
@@ -120,19 +132,18 @@ def stale_intervals(lake_root: str | Path, lookback: int = 60) -> list[tuple[dat
     Asset-triggered runs receive the events Airflow associates with them, and events that land
     while a run is being created can end up in none (seen under a 14-day backfill): every run
     therefore also catches up on whatever the lake says is not done yet."""
-    outcomes = Path(lake_root) / "validated" / FLIGHT_OUTCOMES.name
-    keys = sorted(p.parent.name for p in outcomes.glob("interval=*/part-0.parquet"))[-lookback:]
+    intervals = [interval_of(p) for p in every_partition_url(lake_root, "validated", FLIGHT_OUTCOMES.name)]
     stale = []
-    for key in keys:
-        start, end = parse_interval_key(key.removeprefix("interval="))
+    for start, end in intervals[-lookback:]:
         inputs = [
-            partition_path(lake_root, "validated", t.name, start, end)
+            partition_url(lake_root, "validated", t.name, start, end)
             for t in (FLIGHT_OUTCOMES, WEATHER_OBSERVATIONS)
         ]
-        if not all(p.is_file() for p in inputs):
+        if not all(storage.is_file(p) for p in inputs):
             continue
-        newest_input = max(p.stat().st_mtime for p in inputs)
-        outputs = [partition_path(lake_root, "features", name, start, end) for name in FEATURE_TABLES]
-        if not all(p.is_file() for p in outputs) or min(p.stat().st_mtime for p in outputs) < newest_input:
+        newest_input = max(storage.modified(p) for p in inputs)
+        outputs = [partition_url(lake_root, "features", name, start, end) for name in FEATURE_TABLES]
+        done = all(storage.is_file(p) for p in outputs)
+        if not done or min(storage.modified(p) for p in outputs) < newest_input:
             stale.append((start, end))
     return stale

@@ -28,8 +28,15 @@ import yaml
 
 from include.core.settings import PROJECT_DIR, Settings
 from include.features.engineering import EVENT_TIMESTAMP, FEATURE_TABLES
-from include.features.partitions import feature_source_dir
-from include.lake.partitions import interval_key, partitions_between, write_text_atomic
+from include.lake import storage
+from include.lake.partitions import (
+    interval_key,
+    parquet_rows,
+    partition_url,
+    partition_urls_between,
+    read_partition,
+    write_text_atomic,
+)
 
 FEATURE_REPO_DIR = PROJECT_DIR / "include" / "features" / "feature_repo"
 FEATURE_SERVICE = "flight_delay_v1"
@@ -104,6 +111,14 @@ def repo_config_dict(settings: Settings, online_conn: Mapping[str, Any] | None =
     os.environ.setdefault("FEAST_USAGE", "False")  # no telemetry: no network here, calls would hang
     raw = yaml.safe_load(os.path.expandvars((FEATURE_REPO_DIR / "feature_store.yaml").read_text()))
     raw["online_store"] = online_store_config(settings.feast_online_store, settings, online_conn)
+    if settings.feast_registry_url:
+        # Feast's SQL registry: one registry for every worker (the file registry is local disk).
+        raw["registry"] = {
+            "registry_type": "sql",
+            "path": settings.feast_registry_url,
+            "cache_ttl_seconds": raw["registry"].get("cache_ttl_seconds", 60),
+            "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+        }
     return raw
 
 
@@ -117,7 +132,21 @@ def open_store(settings: Settings, online_conn: Mapping[str, Any] | None = None)
 
     feast_dir(settings).mkdir(parents=True, exist_ok=True)
     config = RepoConfig(repo_path=FEATURE_REPO_DIR, **repo_config_dict(settings, online_conn))
+    if not storage.is_local(settings.lake_root):
+        register_lake_in_duckdb(settings.lake_root)
     return FeatureStore(config=config)
+
+
+def register_lake_in_duckdb(lake_root: str) -> None:
+    """Let the DuckDB connection that Feast's offline store uses (ibis' default backend) read the
+    object-store lake through fsspec (see partitions.offline_store_path): registered once per
+    process, under the s3a:// alias."""
+    import ibis  # type: ignore[import-untyped]
+
+    fs, _ = storage.resolve(lake_root)
+    con = ibis.get_backend().con
+    if not con.filesystem_is_registered(fs.protocol[0] if isinstance(fs.protocol, tuple) else fs.protocol):
+        con.register_filesystem(fs)
 
 
 def definitions(lake_root: str) -> list[Any]:
@@ -147,19 +176,51 @@ def definitions_hash(settings: Settings) -> str:
     ]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((PROJECT_DIR / "include" / "features" / "engineering.py").read_bytes())  # names, specs
-    resolved = {"lake": settings.lake_root, "data": str(settings.data_dir)}
+    resolved = {"lake": settings.lake_root, "registry": registry_location(settings)}
     digest.update(json.dumps(resolved, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def registry_location(settings: Settings) -> str:
+    """The registry the definitions are applied to: the SQL registry's URL without its password,
+    or the embedded file registry's path."""
+    if settings.feast_registry_url:
+        from include.core.urls import redact_url
+
+        return redact_url(settings.feast_registry_url)
+    return str(feast_dir(settings) / "registry.db")
+
+
+def applied_marker(settings: Settings) -> str:
+    """Where the hash of the last applied definitions is kept: beside the file registry, or in the
+    lake for the SQL registry (every worker reads the same marker, none re-applies needlessly)."""
+    if settings.feast_registry_url:
+        return storage.join(settings.lake_root, "_feast", "applied_definitions.sha256")
+    return str(feast_dir(settings) / "applied_definitions.sha256")
+
+
+def _read_marker(marker: str) -> str | None:
+    try:
+        return storage.read_bytes(marker).decode().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _registry_exists(store: Any, settings: Settings) -> bool:
+    """The registry holds the repo's objects (a deleted registry file or an emptied database is
+    applied again; a database that cannot be reached raises)."""
+    if not settings.feast_registry_url:
+        return Path(store.config.registry.path).is_file()
+    return bool(store.list_feature_views())
 
 
 def apply_if_changed(store: Any, settings: Settings, log: logging.Logger) -> dict[str, Any]:
     """`feast apply` the repo's definitions when their hash differs from the last applied one.
 
     Callers serialise registry writes (the DAG runs this in a one-slot pool)."""
-    marker = feast_dir(settings) / "applied_definitions.sha256"
+    marker = applied_marker(settings)
     wanted = definitions_hash(settings)
-    registry = Path(store.config.registry.path)
-    if marker.is_file() and marker.read_text().strip() == wanted and registry.is_file():
+    if _read_marker(marker) == wanted and _registry_exists(store, settings):
         log.info("Feast definitions unchanged (%s…): nothing to apply", wanted[:12])
         return {"applied": False, "definitions_sha256": wanted}
     objects = definitions(settings.lake_root)
@@ -215,9 +276,9 @@ def materialize_interval(
             # Feast's window includes its end; [lo, hi) must not take the next interval's first row.
             store.materialize(start_date=lo, end_date=hi - timedelta(microseconds=1), feature_views=names)
     rows = sum(
-        _rows(p)
+        parquet_rows(p)
         for name in names
-        for p in partitions_between(settings.lake_root, "features", name, start, window_end)
+        for p in partition_urls_between(settings.lake_root, "features", name, start, window_end)
     )
     log.info(
         "materialized %s .. %s in %d chunk(s) of <= %s h (%d feature rows offered)",
@@ -230,12 +291,6 @@ def materialize_interval(
     return MaterializeResult(start.isoformat(), window_end.isoformat(), len(parts), rows)
 
 
-def _rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.read_metadata(path).num_rows
-
-
 def latest_offline_rows(settings: Settings, table: str, start: datetime, until: datetime) -> pd.DataFrame:
     """Per key, the newest feature row of the partitions inside [start, until).
 
@@ -244,7 +299,7 @@ def latest_offline_rows(settings: Settings, table: str, start: datetime, until: 
     spec = FEATURE_TABLES[table]
     keys = [k for k in spec.key if k != EVENT_TIMESTAMP]
     frames = [
-        pd.read_parquet(p) for p in partitions_between(settings.lake_root, "features", table, start, until)
+        read_partition(p) for p in partition_urls_between(settings.lake_root, "features", table, start, until)
     ]
     if not frames:
         return pd.DataFrame(columns=spec.column_names)
@@ -264,9 +319,7 @@ def verify_online(
     for spec_name, table in FEATURE_TABLES.items():
         keys = [k for k in table.key if k != EVENT_TIMESTAMP]
         features = [c for c in table.column_names if c not in table.key]
-        interval_rows = pd.read_parquet(
-            feature_source_dir(settings.lake_root, spec_name) / f"interval={interval_key(start, end)}"
-        )
+        interval_rows = read_partition(partition_url(settings.lake_root, "features", spec_name, start, end))
         expected = latest_offline_rows(settings, spec_name, start, until)
         sample_keys = interval_rows[keys].drop_duplicates().head(sample)
         if sample_keys.empty:

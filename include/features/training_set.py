@@ -23,7 +23,7 @@ from include.features.engineering import (
     prediction_time,
 )
 from include.features.partitions import read_validated
-from include.lake.partitions import file_sha256, partitions_between
+from include.lake.partitions import file_sha256, partition_urls_between
 from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
 
 LABEL = "late"
@@ -117,7 +117,7 @@ def build_training_set(
             (FLIGHT_SCHEDULES.name, start - SCHEDULE_READ_BEFORE, end),
             (FLIGHT_OUTCOMES.name, start, end + LABEL_READ_AFTER),
         )
-        for p in partitions_between(lake_root, "validated", table, lo, hi)
+        for p in partition_urls_between(lake_root, "validated", table, lo, hi)
     ]
     result.meta = {
         "feature_service": service_name,
@@ -128,6 +128,6 @@ def build_training_set(
         "scheduled_flights": len(schedules),
         "flights_without_label": len(schedules) - len(entity_df),
         "late_share": float(result.frame[LABEL].mean()),
-        "partitions": {str(p): file_sha256(p) for p in partitions},
+        "partitions": {p: file_sha256(p) for p in partitions},
     }
     return result

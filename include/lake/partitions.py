@@ -87,7 +87,7 @@ def _local_only(lake_root: str | Path, function: str, instead: str) -> None:
 def partition_url(lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime) -> str:
     """Where a partition lives, as a string: a path for a local root (the same string as
     `partition_path`), a URL for an object-store root."""
-    return storage.join(lake_root, zone, table, f"interval={interval_key(start, end)}", "part-0.parquet")
+    return storage.join(interval_folder(lake_root, zone, table, start, end), "part-0.parquet")
 
 
 def partition_path(lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime) -> Path:
@@ -99,8 +99,14 @@ def partition_path(lake_root: str | Path, zone: Zone, table: str, start: datetim
 def interval_of(partition: str | Path) -> tuple[datetime, datetime]:
     """The interval of a partition file from its folder name (`interval=<key>`), for a path or
     a URL alike."""
-    folder = str(partition).rstrip("/").split("/")[-2]
-    return parse_interval_key(folder.removeprefix("interval="))
+    return parse_interval_key(partition_parts(partition)[2])
+
+
+def partition_parts(partition: str | Path) -> tuple[str, str, str]:
+    """(zone, table, interval key) of a partition file's path or URL
+    (`.../<zone>/<table>/interval=<key>/part-0.parquet`)."""
+    *_, zone, table, folder, _name = str(partition).rstrip("/").split("/")
+    return zone, table, folder.removeprefix("interval=")
 
 
 def arrow_schema(table: SourceTable) -> pa.Schema:
@@ -182,10 +188,35 @@ def write_partition(
     )
 
 
-def read_partition(path: str | Path) -> pd.DataFrame:
-    """A partition file (local path or URL) as a frame, read through a storage handle."""
+def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """A parquet file (local path or URL) as an arrow table, read through a storage handle."""
     with storage.open_input(path) as handle:
-        return pq.read_table(handle).to_pandas()
+        return pq.read_table(handle, columns=columns)
+
+
+def read_partition(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A partition file (local path or URL) as a frame, read through a storage handle."""
+    return read_table(path, columns).to_pandas()
+
+
+def parquet_rows(path: str | Path) -> int:
+    """The row count of a parquet file from its footer (the rows are not read)."""
+    with storage.open_input(path) as handle:
+        return int(pq.read_metadata(handle).num_rows)
+
+
+def write_frame_atomic(path: str | Path, df: pd.DataFrame) -> str:
+    """Store a frame as one parquet file (pandas metadata kept, so dtypes read back as written),
+    atomically (see storage.write_bytes_atomic); return its sha256."""
+    data = _parquet_bytes(pa.Table.from_pandas(df, preserve_index=False))
+    storage.write_bytes_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def interval_folder(lake_root: str | Path, zone: Zone, table: str, start: datetime, end: datetime) -> str:
+    """The folder of one interval of `table` in `zone` (a path or a URL): the partition file and,
+    in quarantine, its reason.json and rows.parquet."""
+    return storage.join(lake_root, zone, table, f"interval={interval_key(start, end)}")
 
 
 def parse_interval_key(key: str) -> tuple[datetime, datetime]:

@@ -128,6 +128,35 @@ def glob(folder: Location, pattern: str) -> list[str]:
     return sorted(out)
 
 
+def find(folder: Location) -> list[str]:
+    """Every file under `folder`, at any depth, as paths relative to it ("a/b/c.html"), sorted;
+    [] when the folder is missing. An object store answers with one paginated listing. The
+    temporary files of local writes under way (`.<name>.<random>.tmp`) are left out: they are
+    not files yet."""
+    fs, path = resolve(folder)
+    base = path.rstrip("/")
+    out = []
+    for found in fs.find(base):
+        relative = found[len(base) :].lstrip("/")
+        name = relative.rsplit("/", 1)[-1]
+        if relative and not (name.startswith(".") and name.endswith(".tmp")):
+            out.append(relative)
+    return sorted(out)
+
+
+def remove(location: Location) -> bool:
+    """Delete one file (an object); False when there was none. A local folder left empty stays:
+    listings never show empty folders as files."""
+    fs, path = resolve(location)
+    if not fs.isfile(path):  # S3 answers a delete of a missing key with success
+        return False
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:  # removed by another writer in between
+        return False
+    return True
+
+
 def read_bytes(location: Location) -> bytes:
     """The whole file; FileNotFoundError when it is missing (never empty bytes)."""
     fs, path = resolve(location)
@@ -177,3 +206,12 @@ def write_bytes_atomic(location: Location, data: bytes) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def modified(location: Location) -> float:
+    """When the file was last written, in seconds since the epoch (an object store's
+    LastModified has a resolution of one second; a local file's mtime is finer)."""
+    if is_local(location):
+        return os.stat(_local_path(location)).st_mtime
+    fs, path = resolve(location)
+    return float(fs.modified(path).timestamp())

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from include.core.settings import Settings
 from include.lake import sql
-from include.lake.partitions import every_partition, parse_interval_key, write_text_atomic
+from include.lake.partitions import every_partition_url, interval_of, parse_interval_key, write_text_atomic
 from include.monitoring import distances
 from include.monitoring.policy import MonitoringPolicy
 from include.serving import prediction_log
@@ -86,8 +86,8 @@ def scored_days(settings: Settings, until: date, lookback_days: int) -> dict[dat
 
 def outcome_days(lake_root: str) -> set[date]:
     """Days (reporting intervals) whose validated flight outcomes are in the lake."""
-    parts = every_partition(lake_root, "validated", FLIGHT_OUTCOMES.name)
-    return {parse_interval_key(p.parent.name.removeprefix("interval="))[0].date() for p in parts}
+    parts = every_partition_url(lake_root, "validated", FLIGHT_OUTCOMES.name)
+    return {interval_of(p)[0].date() for p in parts}
 
 
 def labelled_frame(

@@ -2,21 +2,29 @@
 
 One MLflow run per model version in experiment `<model>-monitoring`, tagged with the version and
 its training run; every stored number of a night becomes a metric history (step = day number).
-The report of a night is a file under the monitoring folder, attached to that run.
+The report of a night is a file under the settings' reports root (a folder or s3://, so the
+Model health page on the API server serves what a worker wrote), attached to that run.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 from include.core.settings import Settings
+from include.lake import storage
 from include.monitoring.tables import metrics_history
 from include.registry import tracking
 
 
-def report_path(settings: Settings, version: str, day: date) -> Path:
-    return settings.monitoring_dir / "reports" / f"{settings.model_name}_v{version}_{day.isoformat()}.html"
+def report_name(settings: Settings, version: str, day: date) -> str:
+    """The file name of a version's report of a night (the page links reports/<name>)."""
+    return f"{settings.model_name}_v{version}_{day.isoformat()}.html"
+
+
+def report_path(settings: Settings, version: str, day: date) -> str:
+    """Where that report is stored: a path or an s3:// URL (what XCom, alerts and retraining
+    requests carry)."""
+    return storage.join(settings.monitoring_reports_root, report_name(settings, version, day))
 
 
 def monitoring_run_filter(version: str) -> str:
@@ -55,8 +63,11 @@ def mlflow_run_url(settings: Settings, run_id: str) -> str | None:
     return tracking.run_url(base, run.info.experiment_id, run_id)
 
 
-def log_to_mlflow(settings: Settings, version: str, days: set[date], report: Path | None) -> str:
-    """The stored numbers of `days` as MLflow metric histories (step = day number), plus the report."""
+def log_to_mlflow(
+    settings: Settings, version: str, days: set[date], report: tuple[str, str] | None = None
+) -> str:
+    """The stored numbers of `days` as MLflow metric histories (step = day number), plus the
+    report, given as (file name, HTML): logged from memory, as the report may not be a local file."""
     from mlflow.entities import Metric
 
     client = tracking.client(settings)
@@ -76,5 +87,6 @@ def log_to_mlflow(settings: Settings, version: str, days: set[date], report: Pat
     for i in range(0, len(batch), 900):
         client.log_batch(run_id, metrics=batch[i : i + 900])
     if report is not None:
-        client.log_artifact(run_id, str(report), "reports")
+        name, html = report
+        client.log_text(run_id, html, f"reports/{name}")
     return run_id

@@ -44,7 +44,13 @@ from include.monitoring.reads import (
     served_frame,
     yardstick,
 )
-from include.monitoring.records import log_to_mlflow, mlflow_run_for, mlflow_run_url, report_path
+from include.monitoring.records import (
+    log_to_mlflow,
+    mlflow_run_for,
+    mlflow_run_url,
+    report_name,
+    report_path,
+)
 from include.monitoring.statistics import CheckResult, LabelStatus
 from include.monitoring.tables import checks_history, last_request, metrics_history, record, record_request
 from include.registry import tracking
@@ -265,11 +271,9 @@ def build_report(
     write_text_atomic(path, page)
     days = {date.fromisoformat(n["day"]) for n in nights if n["model_version"] == version}
     days |= {date.fromisoformat(p["day"]) for p in performance if p["model_version"] == version}
-    log_to_mlflow(settings, version, days, path)
+    log_to_mlflow(settings, version, days, (report_name(settings, version, day), page))
     log.info("monitoring report: %s (MLflow run %s)", path, mlflow_run)
-    return ReportResult(
-        report=str(path), mlflow_run_id=mlflow_run, model_version=version, day=day.isoformat()
-    )
+    return ReportResult(report=path, mlflow_run_id=mlflow_run, model_version=version, day=day.isoformat())
 
 
 # --- the policy: alerts and retraining requests ----------------------------------------------

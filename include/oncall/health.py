@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from include.core.settings import Settings
+from include.core.urls import redact_url
 from include.oncall.lake_reader import quarantine
 from include.oncall.monitoring_reader import monitoring
 from include.oncall.registry_reader import monitoring_run_url, registry
@@ -43,7 +44,7 @@ def _section(errors: list[str], name: str, read: Callable[[], T], default: T) ->
         return read()
     except Exception as exc:  # any source may be down; the page must still render
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
-        errors.append(tracking.redact_url(f"{name}: {type(exc).__name__}: {first}"))
+        errors.append(redact_url(f"{name}: {type(exc).__name__}: {first}"))
         return default
 
 

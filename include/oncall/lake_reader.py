@@ -8,21 +8,25 @@ PartitionQuarantinedError); one published by override or split is history, not a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from include.core.settings import Settings
+from include.lake import storage
 from include.oncall.files import data_docs_link
 from include.oncall.sections import QuarantineEntry, QuarantineSection
 
 
-def _entry(settings: Settings, root: Path, reason: Path) -> QuarantineEntry:
-    """One quarantine record (`quarantine/<table>/interval=<key>/reason.json`); unreadable is said."""
-    table, interval = reason.parent.parent.name, reason.parent.name.removeprefix("interval=")
+def _entry(settings: Settings, reason: str) -> QuarantineEntry:
+    """One quarantine record (`quarantine/<table>/interval=<key>/reason.json`, a path or a URL);
+    unreadable is said."""
+    folder = reason.rsplit("/", 1)[0]
+    table, interval = folder.split("/")[-2], folder.split("/")[-1].removeprefix("interval=")
     try:
-        record = json.loads(reason.read_text())
+        record = json.loads(storage.read_bytes(reason))
     except (OSError, ValueError):
         record = {"decision": "unreadable"}
-    published = (root / "validated" / table / f"interval={interval}" / "part-0.parquet").exists()
+    published = storage.is_file(
+        storage.join(settings.lake_root, "validated", table, f"interval={interval}", "part-0.parquet")
+    )
     return {
         "table": table,
         "interval": interval,
@@ -33,21 +37,21 @@ def _entry(settings: Settings, root: Path, reason: Path) -> QuarantineEntry:
         "forced_reason": record.get("forced_publish_reason"),
         "waiting": record.get("decision") == "block" and not published,
         "data_docs": data_docs_link(settings, record.get("data_docs_page")),
-        "folder": str(reason.parent),
+        "folder": folder,
     }
 
 
 def quarantine(settings: Settings, limit: int = 20) -> QuarantineSection:
     """Quarantine records in the lake, newest interval first. A blocked partition with nothing
     published for its interval is waiting for action (README, On call: PartitionQuarantinedError)."""
-    root = Path(settings.lake_root)
-    entries = [_entry(settings, root, r) for r in (root / "quarantine").glob("*/interval=*/reason.json")]
+    found = storage.glob(storage.join(settings.lake_root, "quarantine"), "*/interval=*/reason.json")
+    entries = [_entry(settings, r) for r in found]
     entries.sort(key=lambda e: (e["interval"], e["table"]), reverse=True)
     return {
         "waiting": [e for e in entries if e["waiting"]],
         "recent": entries[:limit],
         "total": len(entries),
         "data_docs_index": "data-docs/index.html"
-        if (settings.data_docs_dir / "index.html").exists()
+        if storage.is_file(storage.join(settings.data_docs_root, "index.html"))
         else None,
     }

@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from include.core.settings import Settings
-from include.monitoring.records import report_path
+from include.lake import storage
+from include.monitoring.records import report_name
 from include.monitoring.tables import CHECKS_TABLE, REQUESTS_TABLE
 from include.oncall.sections import CheckNight, Freshness, MonitoringSection, RequestEntry
 
@@ -100,12 +101,16 @@ def _check_series(rows: list[Any]) -> dict[str, list[CheckNight]]:
 
 
 def _reports(settings: Settings, version: str | None, days: list[date]) -> dict[str, str]:
-    """Links to the nights' HTML reports that exist (served under the page's reports/)."""
+    """Links to the nights' HTML reports that exist (served under the page's reports/): one
+    listing of the reports root, not one request per night."""
+    if not days:
+        return {}
+    stored = {location.rsplit("/", 1)[-1] for location in storage.ls(settings.monitoring_reports_root)}
     reports = {}
     for day in days:
-        path = report_path(settings, str(version), day)
-        if path.exists():
-            reports[day.isoformat()] = f"reports/{path.name}"
+        name = report_name(settings, str(version), day)
+        if name in stored:
+            reports[day.isoformat()] = f"reports/{name}"
     return reports
 
 

@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 
 from include.core.settings import Settings
+from include.core.urls import redact_url
 from include.oncall.sections import ServingSection
-from include.registry.tracking import redact_url
 
 SERVING_TIMEOUT_S = 0.5
 

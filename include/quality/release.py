@@ -11,17 +11,21 @@ Nothing disappears: raw rows = published + quarantined rows.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from include.lake.partitions import conform, partition_path, write_partition, write_text_atomic
+from include.lake import storage
+from include.lake.partitions import (
+    conform,
+    interval_folder,
+    write_frame_atomic,
+    write_partition,
+    write_text_atomic,
+)
 from include.quality.validation import ValidationOutcome
 from include.source.dataset import SourceTable
 
@@ -61,23 +65,22 @@ def split_rows(outcome: ValidationOutcome, raw: pd.DataFrame) -> tuple[pd.DataFr
     return raw.drop(index=bad_index), raw.loc[bad_index].assign(quarantine_reason=outcome.row_reasons)
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+def _write_json_atomic(path: str, payload: dict[str, Any]) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2, default=str))
 
 
-def quarantine_raw_file(qdir: Path, raw_path: str | Path, record: dict[str, Any]) -> None:
-    """A blocked partition: the raw file as it came, and the reason beside it."""
-    qdir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(raw_path, qdir / "part-0.parquet")
-    _write_json_atomic(qdir / "reason.json", record)
+def quarantine_raw_file(qdir: str, raw_path: str | Path, record: dict[str, Any]) -> None:
+    """A blocked partition: the raw file's bytes as they came, and the reason beside them (each
+    stored atomically, in a local folder or an object store alike)."""
+    storage.write_bytes_atomic(storage.join(qdir, "part-0.parquet"), storage.read_bytes(raw_path))
+    _write_json_atomic(storage.join(qdir, "reason.json"), record)
 
 
-def quarantine_rows(qdir: Path, bad: pd.DataFrame, record: dict[str, Any]) -> None:
+def quarantine_rows(qdir: str, bad: pd.DataFrame, record: dict[str, Any]) -> None:
     """The bad rows of a split partition (if any), and the reason beside them."""
-    qdir.mkdir(parents=True, exist_ok=True)
     if len(bad):
-        pq.write_table(pa.Table.from_pandas(bad, preserve_index=False), qdir / "rows.parquet")
-    _write_json_atomic(qdir / "reason.json", record)
+        write_frame_atomic(storage.join(qdir, "rows.parquet"), bad)
+    _write_json_atomic(storage.join(qdir, "reason.json"), record)
 
 
 def release(
@@ -93,11 +96,11 @@ def release(
     """Publish the good rows, quarantine the rest, with a reason file; nothing disappears.
 
     A blocked partition is published whole only with `force_reason` (recorded)."""
-    qdir = partition_path(lake_root, "quarantine", table.name, start, end).parent
+    qdir = interval_folder(lake_root, "quarantine", table.name, start, end)
     record = quarantine_record(outcome, raw_path, start, end)
     if outcome.decision == "block" and not force_reason:
         quarantine_raw_file(qdir, raw_path, record)
-        return ReleaseResult("block", None, str(qdir), 0, len(raw))
+        return ReleaseResult("block", None, qdir, 0, len(raw))
     if outcome.decision == "block":
         record["forced_publish_reason"] = force_reason
     good, bad = split_rows(outcome, raw)
@@ -108,4 +111,4 @@ def release(
     if kept:
         quarantine_rows(qdir, bad, record)
     decision: ReleaseDecision = "forced" if force_reason and outcome.decision == "block" else outcome.decision
-    return ReleaseResult(decision, info.path, str(qdir) if kept else None, info.rows, len(bad), force_reason)
+    return ReleaseResult(decision, info.path, qdir if kept else None, info.rows, len(bad), force_reason)

@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
-import pyarrow.parquet as pq
-
-from include.lake.partitions import interval_key, partition_path
+from include.lake import storage
+from include.lake.partitions import interval_key, parquet_rows, partition_url, read_table
 from include.quality.gx_session import GxSession
 from include.quality.release import ReleaseDecision, ReleaseResult, release
 from include.quality.suites import suite_for
@@ -60,8 +59,8 @@ def force_reason_from_params(params: Mapping[str, Any]) -> str | None:
 
 def reference_codes(airports_path: str | Path, airlines_path: str | Path) -> tuple[set[str], set[str]]:
     """Airport and carrier codes of the interval's reference snapshots."""
-    airports = set(pq.read_table(airports_path, columns=["faa"]).column("faa").to_pylist())
-    carriers = set(pq.read_table(airlines_path, columns=["carrier"]).column("carrier").to_pylist())
+    airports = set(read_table(airports_path, columns=["faa"]).column("faa").to_pylist())
+    carriers = set(read_table(airlines_path, columns=["carrier"]).column("carrier").to_pylist())
     return airports, carriers
 
 
@@ -71,11 +70,11 @@ def expected_rows_from_history(
     """Median row count of the same weekday's raw partitions over the previous `weeks` weeks."""
     counts = []
     for k in range(1, weeks + 1):
-        path = partition_path(
+        path = partition_url(
             lake_root, "raw", table.name, start - timedelta(weeks=k), end - timedelta(weeks=k)
         )
-        if path.is_file():
-            rows = pq.read_metadata(path).num_rows
+        if storage.is_file(path):
+            rows = parquet_rows(path)
             if rows:
                 counts.append(rows)
     return statistics.median(counts) if counts else None

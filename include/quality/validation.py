@@ -16,9 +16,8 @@ from typing import Any, Literal, TypedDict
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from include.lake.partitions import arrow_schema
+from include.lake.partitions import arrow_schema, read_table
 from include.quality.gx_session import GxSession
 from include.quality.suites import SUITE_VERSION, Check, Policy
 from include.source.dataset import SourceTable
@@ -92,8 +91,8 @@ class PartitionUnreadableError(RuntimeError):
 def read_raw(path: str | Path) -> tuple[pa.Schema, pd.DataFrame]:
     """The partition's arrow schema and its rows (nullable pandas types, nothing cast)."""
     try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+        table = read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:  # FileNotFoundError is an OSError
         raise PartitionUnreadableError(f"cannot read raw partition {path}: {exc}") from exc
     mapping = {pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype()}
     return table.schema, table.to_pandas(types_mapper=mapping.get)

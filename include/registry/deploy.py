@@ -300,12 +300,12 @@ def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[
 
 def probe_from_lake(settings: Settings) -> Probe:
     """A probe request for the serving check: the first flight of the latest validated schedules."""
-    from include.lake.partitions import every_partition
+    from include.lake.partitions import every_partition_url, read_partition
     from include.source.dataset import FLIGHT_SCHEDULES
 
-    files = every_partition(settings.lake_root, "validated", FLIGHT_SCHEDULES.name)
-    for path in sorted(files, reverse=True):
-        frame = pd.read_parquet(path)
+    files = every_partition_url(settings.lake_root, "validated", FLIGHT_SCHEDULES.name)
+    for path in reversed(files):
+        frame = read_partition(path)
         if len(frame):
             first = frame.sort_values("flight_id").iloc[0]
             return {

@@ -25,9 +25,9 @@ import tempfile
 from pathlib import Path
 
 from include.core.settings import Settings
+from include.core.urls import redact_url
 from include.registry.card.record import collect, quiet_client
 from include.registry.card.render import render_html, render_markdown
-from include.registry.tracking import redact_url
 
 log = logging.getLogger("airflow.task")
 

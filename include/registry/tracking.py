@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -23,14 +22,9 @@ from urllib.parse import quote
 
 from include.core.runtime_env import NO_PICKLE
 from include.core.settings import CHALLENGER, CHAMPION, PROJECT_DIR, Settings
+from include.core.urls import redact_url
 
 EXPERIMENT = "flight_delay"
-
-_CREDENTIALS = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s?#]*@")
-_SECRET_QUERY = re.compile(
-    r"(?P<key>[?&](?:password|passwd|pwd|token|access_token|secret|api_key|key|sig|signature)=)[^&\s]+",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -43,15 +37,6 @@ class AliasedVersion:
 def is_local(uri: str) -> bool:
     """A tracking URI that MLflow opens itself (a database file), rather than a server."""
     return uri.startswith(("sqlite:", "file:", "postgresql:", "mysql:")) or "://" not in uri
-
-
-def redact_url(text: str) -> str:
-    """`text` with any `user:password@` of a URL removed and secret-looking query values masked.
-
-    Why here: the tracking URI is where credentials usually sit, and whatever shows it (a model
-    card, the on-call page, a log line, the serving URL beside it) must not leak them."""
-    text = _CREDENTIALS.sub(lambda m: m.group("scheme"), str(text))
-    return _SECRET_QUERY.sub(lambda m: m.group("key") + "***", text)
 
 
 def ui_base(settings: Settings) -> str | None:

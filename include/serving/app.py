@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from include.core.settings import Settings, get_settings
-from include.registry.tracking import redact_url
+from include.core.urls import redact_url
 from include.serving.champion import ChampionHolder, ChampionPoller
 from include.serving.flight_index import SCHEDULE_DAYS, FlightIndex
 from include.serving.online import (

@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pandas as pd
-
 SCHEDULE_DAYS = 3  # flights of the latest 3 validated schedule partitions can be named by id
 
 
@@ -25,11 +23,11 @@ class FlightIndex:
         self._by_id: dict[int, dict[str, Any]] = {}
 
     def _latest_files(self) -> tuple[str, ...]:
-        from include.lake.partitions import every_partition
+        from include.lake.partitions import every_partition_url
         from include.source.dataset import FLIGHT_SCHEDULES
 
-        files = every_partition(self.lake_root, "validated", FLIGHT_SCHEDULES.name)
-        return tuple(str(p) for p in sorted(files)[-self.days :])
+        files = every_partition_url(self.lake_root, "validated", FLIGHT_SCHEDULES.name)
+        return tuple(files[-self.days :])
 
     def refresh(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._checked < self.min_interval_s:
@@ -38,7 +36,9 @@ class FlightIndex:
         files = self._latest_files()
         if files == self._files:
             return
-        frames = [pd.read_parquet(f) for f in files]
+        from include.lake.partitions import read_partition
+
+        frames = [read_partition(f) for f in files]
         by_id: dict[int, dict[str, Any]] = {}
         for frame in frames:
             for row in frame[

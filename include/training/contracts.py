@@ -10,7 +10,7 @@ from include.training.gate import GateCheckRecord
 class PreparedData(TypedDict):
     """The training set of a run, split by time and written for the candidates."""
 
-    folder: str  # <data>/training_sets/<run>: train.parquet, holdout.parquet, meta.json
+    folder: str  # <lake>/training_sets/<run> (a path or a URL): train.parquet, holdout.parquet, meta.json
     window_start: str
     window_end: str
     holdout_start: str

@@ -1,8 +1,9 @@
 """The data a training run stands on. I/O.
 
 Which days of the lake can be trained on (validated outcomes AND every feature view's partition),
-and the files a run's tasks share: `<data>/training_sets/<run>/{train,holdout}.parquet` and the
-training set's lineage in `meta.json`.
+and the files a run's tasks share: `<lake>/training_sets/<run>/{train,holdout}.parquet` and the
+training set's lineage in `meta.json`, each stored atomically through the lake's storage (a local
+folder or an object store), so a candidate on one worker reads what another worker prepared.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from include.core.settings import Settings
@@ -30,10 +30,9 @@ class NotEnoughDataError(RuntimeError):
 
 def _ends(lake_root: str, zone: str, table: str, start: datetime, end: datetime) -> list[datetime]:
     """Ends of the daily partitions of `table` in `zone` inside [start, end)."""
-    from include.lake.partitions import parse_interval_key, partitions_between
+    from include.lake.partitions import interval_of, partition_urls_between
 
-    files = partitions_between(lake_root, zone, table, start, end)  # type: ignore[arg-type]
-    return [parse_interval_key(Path(f).parent.name.removeprefix("interval="))[1] for f in files]
+    return [interval_of(f)[1] for f in partition_urls_between(lake_root, zone, table, start, end)]  # type: ignore[arg-type]
 
 
 def ready_days(lake_root: str, start: datetime, end: datetime) -> int:
@@ -83,30 +82,41 @@ def require_days(lake_root: str, start: datetime, end: datetime, holdout_days: i
         )
 
 
-def run_folder(settings: Settings, run_id: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    return settings.training_sets_dir / safe
+def run_folder(settings: Settings, run_id: str) -> str:
+    """The run's folder (a path or a URL) under the settings' training-sets root."""
+    from include.lake import storage
+
+    return storage.join(settings.training_sets_root, re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id))
 
 
-def write_split(folder: Path, split: Split, meta: dict[str, Any]) -> None:
-    """The run's train and holdout frames and the training set's meta, for the candidates."""
-    folder.mkdir(parents=True, exist_ok=True)
-    split.train.to_parquet(folder / "train.parquet", index=False)
-    split.holdout.to_parquet(folder / "holdout.parquet", index=False)
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+def write_split(folder: str, split: Split, meta: dict[str, Any]) -> None:
+    """The run's train and holdout frames and the training set's meta, for the candidates.
+
+    meta.json is written last: a folder whose meta is there holds both frames."""
+    from include.lake import storage
+    from include.lake.partitions import write_frame_atomic, write_text_atomic
+
+    write_frame_atomic(storage.join(folder, "train.parquet"), split.train)
+    write_frame_atomic(storage.join(folder, "holdout.parquet"), split.holdout)
+    write_text_atomic(storage.join(folder, "meta.json"), json.dumps(meta, indent=2, default=str))
+
+
+def _frame(folder: str, name: str) -> pd.DataFrame:
+    from include.lake import storage
+    from include.lake.partitions import read_table
+
+    return read_table(storage.join(folder, name)).to_pandas()
 
 
 def load_prepared(prepared: PreparedData) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The train and holdout frames and the meta that prepare_training_data wrote."""
-    import pandas as pd
+    from include.lake import storage
 
-    folder = Path(prepared["folder"])
-    meta = json.loads((folder / "meta.json").read_text())
-    return pd.read_parquet(folder / "train.parquet"), pd.read_parquet(folder / "holdout.parquet"), meta
+    folder = prepared["folder"]
+    meta = json.loads(storage.read_bytes(storage.join(folder, "meta.json")))
+    return _frame(folder, "train.parquet"), _frame(folder, "holdout.parquet"), meta
 
 
 def smoke_sample(prepared: PreparedData) -> pd.DataFrame:
     """The run's holdout in flight order: what a deployment's smoke test scores."""
-    import pandas as pd
-
-    return pd.read_parquet(Path(prepared["folder"]) / "holdout.parquet").sort_values("flight_id")
+    return _frame(prepared["folder"], "holdout.parquet").sort_values("flight_id")

@@ -162,6 +162,7 @@ def own_model_world(
     port = free_port()
     mp.setenv("MLOPS_DATA_DIR", str(data_dir))
     mp.delenv("MLOPS_LAKE_ROOT", raising=False)
+    mp.delenv("MLOPS_ARTIFACTS_ROOT", raising=False)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.setenv("MLOPS_SERVING_URL", f"http://127.0.0.1:{port}")
     # These worlds hold real 2013 days under the 2026 test clock: /predict (and the deployment's

@@ -75,6 +75,12 @@ class PostgresServer:
         )
         return f"postgresql://postgres@127.0.0.1:{self.port}/flights"
 
+    def create_database(self, name: str) -> str:
+        """Another database of this server; its URL (psycopg 3 driver, as SQLAlchemy names it)."""
+        where = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        self._run(str(self.bindir / "createdb"), *where, name)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
     def stop(self) -> None:
         subprocess.run(
             [*self.as_user, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop"],

@@ -171,7 +171,7 @@ def validated_extras(asset_name: str) -> list[dict]:
 
 
 def test_each_validation_has_a_data_docs_page_listed_in_the_index(two_days):
-    docs = get_settings().data_docs_dir
+    docs = Path(get_settings().data_docs_root)
     pages = [x["data_docs_page"] for x in validated_extras("validated_flight_outcomes")]
     assert len(pages) >= 2
     index = (docs / "index.html").read_text()

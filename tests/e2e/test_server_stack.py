@@ -11,67 +11,26 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.servers import redis_server, s3_server
 from tests.ports import free_port
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, what: str, log: Path) -> None:
-    import socket
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert proc.poll() is None, f"{what} exited: {log.read_text()[-2000:]}"
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not listen on {port}: {log.read_text()[-2000:]}")
-
-
-@contextmanager
-def serving(command: list[str], port: int, what: str) -> Iterator[None]:
-    """`command` running (its own temp folder as cwd) until it listens on `port`; stopped on exit."""
-    root = Path(tempfile.mkdtemp(prefix="airflow-mlops-server-"))
-    log = root / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=root, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_listening(port, proc, what, log)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """Debian's redis-server (make test installs it), on a free loopback port, nothing on disk."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: run `make system` (make test does)"
-    port = free_port()
-    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    with serving([binary, *args], port, "redis-server"):
-        yield f"redis://127.0.0.1:{port}/0"
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server (from the lock) on a free loopback port."""
-    port = free_port()
-    moto = str(Path(sys.executable).parent / "moto_server")
-    with serving([moto, "-H", "127.0.0.1", "-p", str(port)], port, "moto_server"):
-        yield f"http://127.0.0.1:{port}"
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 def test_the_celery_provider_loads_under_this_airflow_and_reaches_redis(redis_url, tmp_path):

@@ -212,12 +212,21 @@ def test_a_late_day_brings_the_later_days_that_read_it(tmp_path):
 
     for d in (5, 6, 20, 40):
         start = utc(2026, 10, 1) + timedelta(days=d)
-        (
+        folder = (
             tmp_path
             / "features"
             / "plane_delay_stats"
             / f"interval={interval_key(start, start + timedelta(days=1))}"
-        ).mkdir(parents=True)
+        )
+        folder.mkdir(parents=True)
+        (folder / "part-0.parquet").write_bytes(b"")  # partitions are files (an object store has no folders)
+    empty = (
+        tmp_path
+        / "features"
+        / "plane_delay_stats"
+        / f"interval={interval_key(utc(2026, 10, 8), utc(2026, 10, 9))}"
+    )
+    empty.mkdir()  # control: a folder without its partition file is no partition
     late = (utc(2026, 10, 4), utc(2026, 10, 5))
     planned = with_dependents(tmp_path, [late])
     assert [s.day for s, _ in planned] == [4, 6, 7, 21]  # within 28 days after; 41 days later is not

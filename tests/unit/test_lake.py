@@ -69,15 +69,17 @@ def test_conform_names_the_column_that_cannot_be_cast():
         conform(frame, WEATHER_OBSERVATIONS)
 
 
-def test_a_lake_root_url_is_refused_not_written_to_a_local_folder_named_after_its_scheme(
+def test_a_lake_root_of_an_unknown_scheme_is_refused_not_written_to_a_local_folder_named_after_it(
     monkeypatch, tmp_path
 ):
     from include.core.settings import get_settings
 
-    monkeypatch.setenv("MLOPS_LAKE_ROOT", "s3://bucket/lake")
-    with pytest.raises(ValueError, match=r"MLOPS_LAKE_ROOT='s3://bucket/lake'.*not supported yet"):
+    monkeypatch.setenv("MLOPS_LAKE_ROOT", "gs://bucket/lake")
+    with pytest.raises(ValueError, match=r"gs://bucket/lake.*other schemes are not installed"):
         get_settings()
-    # control: a path, and a file:// URL of one, are the local lake
+    # control: an s3:// URL is the object-store lake; a path, and a file:// URL of one, the local lake
+    monkeypatch.setenv("MLOPS_LAKE_ROOT", "s3://bucket/lake")
+    assert get_settings().lake_root == "s3://bucket/lake"
     monkeypatch.setenv("MLOPS_LAKE_ROOT", str(tmp_path / "lake"))
     assert get_settings().lake_root == str(tmp_path / "lake")
     monkeypatch.setenv("MLOPS_LAKE_ROOT", f"file://{tmp_path / 'lake'}")

@@ -8,12 +8,6 @@ misses another writer's partition.
 from __future__ import annotations
 
 import hashlib
-import socket
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -41,7 +35,7 @@ from include.lake.partitions import (
 from include.source.dataset import FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS
 from tests.ports import free_port
 
-from .conftest import utc, weather_rows
+from .conftest import aws_env, utc, weather_rows
 
 START, END = utc(2026, 11, 10), utc(2026, 11, 11)
 
@@ -244,63 +238,7 @@ def test_the_buffer_is_the_bytes_a_file_sink_gets(tmp_path):
     assert lake._parquet_bytes(arrow) != (tmp_path / "snappy.parquet").read_bytes()
 
 
-# --- S3 (moto's S3 server on loopback) ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    moto = str(Path(sys.executable).parent / "moto_server")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert proc.poll() is None, f"moto_server exited: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"moto_server did not listen: {log.read_text()[-2000:]}"
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
-def _aws_env(monkeypatch, tmp_path: Path, endpoint: str) -> None:
-    """The standard AWS variables only, as a deployment sets them; no shared config files."""
-    import s3fs
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    s3fs.S3FileSystem.clear_instance_cache()  # the filesystem read its endpoint when it was made
-
-
-@pytest.fixture
-def s3_lake(s3_endpoint, monkeypatch, tmp_path) -> Iterator[tuple[str, str]]:
-    """(lake root URL, bucket) in a fresh bucket of the S3 server."""
-    import boto3
-    import s3fs
-
-    _aws_env(monkeypatch, tmp_path, s3_endpoint)
-    bucket = f"lake-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    yield f"s3://{bucket}/lake", bucket
-    s3fs.S3FileSystem.clear_instance_cache()
+# --- S3 (moto's S3 server on loopback: the s3_endpoint and s3_lake fixtures of conftest.py) -----
 
 
 def _keys(bucket: str) -> list[str]:
@@ -409,7 +347,7 @@ def test_a_long_lived_reader_lists_what_another_writer_added(s3_lake):
 
 def test_control_an_unreachable_endpoint_fails_the_write(monkeypatch, tmp_path):
     """The S3 tests above go where AWS_ENDPOINT_URL says: with nothing listening there, they fail."""
-    _aws_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
+    aws_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")
     try:
         with pytest.raises(Exception, match="Could not connect"):
             storage.write_bytes_atomic("s3://lake-nowhere/lake/x.json", b"{}")
@@ -417,3 +355,20 @@ def test_control_an_unreachable_endpoint_fails_the_write(monkeypatch, tmp_path):
         import s3fs
 
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_find_lists_files_at_any_depth_and_remove_deletes_one(kind, request, tmp_path):
+    """What the Great Expectations store backend (include/quality/gx_store.py) lists and deletes."""
+    root = request.getfixturevalue("s3_lake")[0] if kind == "s3" else str(tmp_path / "site")
+    for rel in ("index.html", "validations/s/k/t/page.html", "static/a.css"):
+        storage.write_bytes_atomic(storage.join(root, *rel.split("/")), b"x")
+    if kind == "local":  # a write under way in another process: not a file yet
+        (tmp_path / "site" / "validations" / ".page.html.abc123.tmp").write_bytes(b"half")
+    assert storage.find(root) == ["index.html", "static/a.css", "validations/s/k/t/page.html"]
+    assert storage.find(storage.join(root, "validations")) == ["s/k/t/page.html"]
+    assert storage.remove(storage.join(root, "static", "a.css")) is True
+    assert storage.find(root) == ["index.html", "validations/s/k/t/page.html"]
+    # control: nothing to remove is said, a missing folder lists nothing
+    assert storage.remove(storage.join(root, "static", "a.css")) is False
+    assert storage.find(storage.join(root, "nowhere")) == []

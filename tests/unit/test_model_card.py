@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from include.core.settings import CHALLENGER, CHAMPION, get_settings
+from include.core.urls import redact_url
 from include.registry import model_card
 from include.registry.card import content
 from include.registry.card.record import collect
 from include.registry.card.render import render_html, render_markdown
 from include.registry.card.status import status_of
-from include.registry.tracking import redact_url
 
 SHA = "ab" * 32
 SCRIPT = "<script>alert('x')</script>"
@@ -187,6 +187,7 @@ def local_mlflow(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
     monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("MLOPS_LAKE_ROOT", raising=False)
+    monkeypatch.delenv("MLOPS_ARTIFACTS_ROOT", raising=False)
     previous = mlflow.get_tracking_uri()
     yield get_settings()
     mlflow.set_tracking_uri(previous)
@@ -206,8 +207,9 @@ def _lake_with_records(settings) -> dict[str, str]:
         part.write_bytes(f"not really parquet {table}".encode())
         paths.append(part)
     suite = "flight_schedules_2026-11-23-1"
+    results, site = Path(settings.validation_results_root), Path(settings.data_docs_root)
     for run_time, ok in (("20261101T000000.000000Z", False), ("20261130T034144.172594Z", True)):
-        result = settings.validation_results_dir / suite / key / run_time / "lake-flight_schedules.json"
+        result = results / suite / key / run_time / "lake-flight_schedules.json"
         result.parent.mkdir(parents=True)
         result.write_text(
             json.dumps(
@@ -219,11 +221,11 @@ def _lake_with_records(settings) -> dict[str, str]:
                 }
             )
         )
-        page = settings.data_docs_dir / "validations" / suite / key / run_time / "lake-flight_schedules.html"
+        page = site / "validations" / suite / key / run_time / "lake-flight_schedules.html"
         page.parent.mkdir(parents=True)
         page.write_text("<html></html>")
     # another table whose name starts like ours must not be taken for it
-    other = settings.validation_results_dir / "flight_schedules_extra_1" / key / "20991231T000000.0Z"
+    other = results / "flight_schedules_extra_1" / key / "20991231T000000.0Z"
     other.mkdir(parents=True)
     (other / "lake-flight_schedules.json").write_text(json.dumps({"success": False}))
     reason = Path(settings.lake_root) / "quarantine" / "flight_schedules" / f"interval={key}" / "reason.json"

@@ -66,7 +66,7 @@ def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
         )
     record(settings, "2", date(2013, 12, 1), [CheckResult("feature_drift", False, 0.0, 0.2, "old")], None)
     record_request(settings, "3", date(2013, 12, 10), ["feature_drift breached 2 nights"], None, "run-1")
-    report = settings.monitoring_dir / "reports" / f"{settings.model_name}_v3_2013-12-10.html"
+    report = Path(settings.monitoring_reports_root) / f"{settings.model_name}_v3_2013-12-10.html"
     report.parent.mkdir(parents=True)
     report.write_text("<html>report</html>")
 
@@ -79,7 +79,7 @@ def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
     assert mon["requests"][0]["reasons"] == ["feature_drift breached 2 nights"]
     assert mon["requests"][0]["status"] == "pending"
     assert mon["reports"] == {"2013-12-10": f"reports/{report.name}"}
-    assert files.report_file(settings, report.name) == report
+    assert files.report_file(settings, report.name) == str(report)
 
     # Only the window asked for, and never another version's rows.
     assert monitoring_reader.monitoring(settings, "3", nights=1)["days"] == ["2013-12-10"]
@@ -95,7 +95,7 @@ def _quarantine(settings, table: str, interval: str, decision: str, published: b
     lake = Path(settings.lake_root)
     qdir = lake / "quarantine" / table / f"interval={interval}"
     qdir.mkdir(parents=True)
-    page = settings.data_docs_dir / "validations" / table / "page.html"
+    page = Path(settings.data_docs_root) / "validations" / table / "page.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("<html>docs</html>")
     record_ = {"decision": decision, "rows": 10, "quarantined_rows": 10 if decision == "block" else 2}
@@ -120,7 +120,8 @@ def test_quarantine_lists_what_waits_for_action(settings):
     assert q["recent"][0]["table"] == "weather_observations"  # newest interval first
     link = q["waiting"][0]["data_docs"]
     assert link == "data-docs/validations/flight_schedules/page.html"
-    assert files.data_docs_file(settings, link.removeprefix("data-docs/")).read_text() == "<html>docs</html>"
+    served = files.served_data_docs(settings, link.removeprefix("data-docs/"))
+    assert served is not None and served.body == b"<html>docs</html>" and served.media_type == "text/html"
 
 
 def _real_file(path: Path) -> Path:
@@ -143,7 +144,7 @@ def _real_file(path: Path) -> Path:
 )
 def test_report_names_are_refused_even_when_they_reach_a_real_file(settings, name, reaches):
     name = name.format(data_dir=settings.data_dir)
-    reports = settings.monitoring_dir / "reports"
+    reports = Path(settings.monitoring_reports_root)
     (reports / "x.html").mkdir(parents=True)  # a folder named like a report: x.html/.. is a real path
     _real_file(settings.data_dir / reaches)
     assert (reports / name).is_file()  # joined naively, the name does reach that file
@@ -158,7 +159,7 @@ def test_report_names_are_refused_even_when_they_reach_a_real_file(settings, nam
 def test_data_docs_paths_out_of_the_site_are_refused_even_when_the_file_exists(settings, relative):
     relative = relative.format(data_dir=settings.data_dir)
     secret = _real_file(settings.data_dir / "secret.html")
-    site = settings.data_docs_dir
+    site = Path(settings.data_docs_root)
     (site / "validations").mkdir(parents=True)
     (site / "escape.html").symlink_to(secret)  # inside the site by name, outside by target
     assert (site / relative).is_file()  # joined naively, the path does reach the secret
@@ -169,12 +170,12 @@ def test_data_docs_paths_out_of_the_site_are_refused_even_when_the_file_exists(s
 
 def test_files_inside_their_folders_are_served(settings):
     """The control of the two tests above: the same functions serve what they are for."""
-    report = _real_file(settings.monitoring_dir / "reports" / f"{settings.model_name}_v3_2013-12-10.html")
-    assert files.report_file(settings, report.name) == report
+    report = _real_file(Path(settings.monitoring_reports_root) / f"{settings.model_name}_v3_2013-12-10.html")
+    assert files.report_file(settings, report.name) == str(report)
     assert files.report_file(settings, f"{settings.model_name}_v9_2013-12-10.html") is None  # no such report
-    page = _real_file(settings.data_docs_dir / "validations" / "flight_schedules" / "page.html")
-    assert files.data_docs_file(settings, "validations/flight_schedules/page.html") == page.resolve()
-    assert files.data_docs_file(settings, "validations/x/../flight_schedules/page.html") == page.resolve()
+    page = _real_file(Path(settings.data_docs_root) / "validations" / "flight_schedules" / "page.html")
+    assert files.data_docs_file(settings, "validations/flight_schedules/page.html") == str(page)
+    assert files.data_docs_file(settings, "validations/x/../flight_schedules/page.html") == str(page)
     link = files.data_docs_link(settings, f"file://{page}")
     assert link == "data-docs/validations/flight_schedules/page.html"
 

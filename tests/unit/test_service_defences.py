@@ -8,6 +8,7 @@ import importlib.util
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -188,10 +189,11 @@ def test_data_docs_and_reports_are_served_sandboxed(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path))
     settings = get_settings()
-    (settings.monitoring_dir / "reports").mkdir(parents=True)
-    (settings.monitoring_dir / "reports" / "flight_delay_v3_2026-11-22.html").write_text("<p>r</p>")
-    settings.data_docs_dir.mkdir(parents=True)
-    (settings.data_docs_dir / "index.html").write_text("<script src=https://cdn.example/x.js></script>")
+    reports, site = Path(settings.monitoring_reports_root), Path(settings.data_docs_root)
+    reports.mkdir(parents=True)
+    (reports / "flight_delay_v3_2026-11-22.html").write_text("<p>r</p>")
+    site.mkdir(parents=True)
+    (site / "index.html").write_text("<script src=https://cdn.example/x.js></script>")
     plugin.app.dependency_overrides[plugin.airflow_user] = lambda: "on-call"
     try:
         client = TestClient(plugin.app)

@@ -9,7 +9,8 @@ from feast.data_format import ParquetFormat
 
 from include.core.settings import get_settings
 from include.features.engineering import EVENT_TIMESTAMP, FEATURE_TABLES
-from include.features.partitions import feature_source_dir
+from include.features.partitions import feature_source_dir, offline_store_path
+from include.lake import storage
 
 LAKE_ROOT = get_settings().lake_root
 """The lake these sources read, fixed when the module is imported (Feast's CLI imports it);
@@ -19,7 +20,7 @@ include/features/store.py `definitions` rebuilds the repo when the configured la
 def _source(table: str) -> FileSource:
     return FileSource(
         name=f"{table}_source",
-        path=str(feature_source_dir(LAKE_ROOT, table) / "*" / "*.parquet"),
+        path=offline_store_path(storage.join(feature_source_dir(LAKE_ROOT, table), "*", "*.parquet")),
         file_format=ParquetFormat(),
         timestamp_field=EVENT_TIMESTAMP,
         description=FEATURE_TABLES[table].description,

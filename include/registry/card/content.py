@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from include.core.html import MISSING, value_text
+from include.core.urls import redact_url
 from include.registry.card.facts import CardFacts, PartitionFacts, QuarantineRecord, ValidationRecord
-from include.registry.tracking import redact_url
 
 # What the model predicts and for whom. A user adapting the project to another prediction task
 # edits this text (and KNOWN_LIMITS below); `{lead_hours}` is filled in from the version's

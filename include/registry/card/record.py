@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from include.core.settings import CHALLENGER, CHAMPION, Settings
+from include.core.urls import redact_url
 from include.registry import tracking
 from include.registry.card.facts import CardFacts, GateFacts, RunFacts
 from include.registry.card.status import status_of
 from include.registry.card.validation import partition_facts
-from include.registry.tracking import redact_url
 
 
 def quiet_client(settings: Settings) -> Any:
@@ -211,12 +211,12 @@ def _add_partitions(settings: Settings, facts: CardFacts) -> None:
     if no_record:
         facts["missing"]["validation records"] = (
             f"{no_record} of {len(facts['partitions'])} partitions have no Great Expectations result "
-            f"under {settings.validation_results_dir.name}/"
+            f"under {settings.validation_results_root.rstrip('/').rsplit('/', 1)[-1]}/"
         )
 
 
 def collect(settings: Settings, version: str) -> CardFacts:
-    """Everything the card says about `version`, from MLflow and the local validation records.
+    """Everything the card says about `version`, from MLflow and the stored validation records.
 
     Raises LookupError when the version does not exist; any other missing piece (no gate yet,
     an artifact or a validation record absent) is listed under "missing" and left None."""

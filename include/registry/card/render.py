@@ -11,6 +11,7 @@ import html
 from typing import Any
 
 from include.core.html import MISSING, Markup, cells, escape, kv_table, table
+from include.core.urls import redact_url
 from include.registry.card.content import (
     gate_rows,
     known_limits,
@@ -25,7 +26,6 @@ from include.registry.card.content import (
     training_rows,
 )
 from include.registry.card.facts import CardFacts
-from include.registry.tracking import redact_url
 
 NO_PARTITIONS = "No partitions recorded (lineage.json missing or empty)."
 PARTITION_HEADER = ["table", "interval", "sha256", "validation", "expectations ok"]

@@ -1,4 +1,5 @@
-"""The validation records of the partitions a version learnt from, read from the lake's folders.
+"""The validation records of the partitions a version learnt from: GX results and Data Docs pages
+(under the settings' artifacts root) and quarantine records (in the lake), a folder or s3:// each.
 
 Why on the card: a model is only as trustworthy as the data it saw; whether each partition
 passed its Great Expectations suite, and what was quarantined beside it, is the data half of
@@ -8,10 +9,11 @@ the story the registry does not hold. A record that is missing or unreadable is 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from include.core.settings import Settings
+from include.lake import storage
+from include.lake.partitions import partition_parts
 from include.registry.card.facts import PartitionFacts, QuarantineRecord, ValidationRecord
 
 
@@ -25,20 +27,23 @@ def suite_matches(folder: str, table: str) -> bool:
     return bool(rest) and "_" not in rest
 
 
-def _results(settings: Settings, table: str, key: str) -> list[tuple[str, str, Path]]:
-    """Every GX result file of one partition, as (run time, suite folder, path)."""
-    root = settings.validation_results_dir
-    runs: list[tuple[str, str, Path]] = []
-    if not root.is_dir():
-        return runs
-    for suite_dir in root.iterdir():
-        if not (suite_dir.is_dir() and suite_matches(suite_dir.name, table)):
+def _name(location: str) -> str:
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _results(settings: Settings, table: str, key: str) -> list[tuple[str, str, str]]:
+    """Every GX result file of one partition, as (run time, suite folder, location): one listing
+    of the results root, then one of each matching suite's interval folder."""
+    root = settings.validation_results_root
+    runs: list[tuple[str, str, str]] = []
+    for suite_dir in storage.ls(root):
+        suite = _name(suite_dir)
+        if not suite_matches(suite, table):
             continue
-        run_dir = suite_dir / key
-        for time_dir in run_dir.iterdir() if run_dir.is_dir() else []:
-            result = time_dir / f"lake-{table}.json"
-            if result.is_file():
-                runs.append((time_dir.name, suite_dir.name, result))
+        for time_dir in storage.ls(storage.join(suite_dir, key)):
+            result = storage.join(time_dir, f"lake-{table}.json")
+            if storage.is_file(result):
+                runs.append((_name(time_dir), suite, result))
     return runs
 
 
@@ -56,15 +61,16 @@ def _failed_expectations(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _result_record(
-    settings: Settings, table: str, key: str, run_time: str, suite: str, path: Path
+    settings: Settings, table: str, key: str, run_time: str, suite: str, location: str
 ) -> ValidationRecord:
-    """One GX result file as the card's record, with its Data Docs page when the site has it."""
+    """One GX result file as the card's record, with its Data Docs page (relative to the site)
+    when the site has it."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(storage.read_bytes(location).decode("utf-8"))
     except (OSError, ValueError) as exc:
-        return {"found": True, "error": f"unreadable result: {exc}"}
+        return {"found": True, "error": f"unreadable result {location}: {exc}"}
     stats = data.get("statistics") or {}
-    page = settings.data_docs_dir / "validations" / suite / key / run_time / f"lake-{table}.html"
+    page = "/".join(["validations", suite, key, run_time, f"lake-{table}.html"])
     return {
         "found": True,
         "suite": suite,
@@ -73,17 +79,17 @@ def _result_record(
         "evaluated_expectations": stats.get("evaluated_expectations"),
         "successful_expectations": stats.get("successful_expectations"),
         "failed": _failed_expectations(data.get("results") or []),
-        "data_docs_page": str(page.relative_to(settings.data_docs_dir)) if page.is_file() else None,
+        "data_docs_page": page if storage.is_file(storage.join(settings.data_docs_root, page)) else None,
     }
 
 
 def _quarantine_record(settings: Settings, table: str, key: str) -> QuarantineRecord:
     """The quarantine record beside the partition in the lake: rows the model never saw, and why."""
-    reason_file = Path(settings.lake_root) / "quarantine" / table / f"interval={key}" / "reason.json"
-    if not reason_file.is_file():
+    reason_file = storage.join(settings.lake_root, "quarantine", table, f"interval={key}", "reason.json")
+    if not storage.is_file(reason_file):
         return {"exists": False}
     try:
-        record = json.loads(reason_file.read_text(encoding="utf-8"))
+        record = json.loads(storage.read_bytes(reason_file).decode("utf-8"))
     except (OSError, ValueError) as exc:
         return {"exists": True, "error": f"unreadable reason.json: {exc}"}
     return {
@@ -110,9 +116,8 @@ def partition_facts(settings: Settings, partitions: dict[str, str]) -> list[Part
     its validation record; a record that cannot be read is reported, not raised."""
     out = []
     for path, sha in sorted(partitions.items()):
-        folder = Path(path).parent
-        table, key = folder.parent.name, folder.name.removeprefix("interval=")
-        item: PartitionFacts = {"table": table, "interval": key, "zone": folder.parent.parent.name}
+        zone, table, key = partition_parts(path)
+        item: PartitionFacts = {"table": table, "interval": key, "zone": zone}
         item["sha256"] = sha
         try:
             item["validation"] = validation_record(settings, table, key)

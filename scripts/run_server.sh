@@ -61,8 +61,7 @@ start_service mlflow "$LOGS/mlflow.log" mlflow server --artifacts-destination "$
 
 if [ "$SKIP_DEMO" != 1 ]; then
   step "demo source in PostgreSQL (database flights)"
-  # The build reads no lake; settings refuse an s3:// lake until the lake's I/O is ported to it.
-  MLOPS_LAKE_ROOT='' "$PY" -m include.source.demo ensure --url-env AIRFLOW_CONN_FLIGHTS_SOURCE \
+  "$PY" -m include.source.demo ensure --url-env AIRFLOW_CONN_FLIGHTS_SOURCE \
     > "$LOGS/source.log" 2>&1 || { tail -n 30 "$LOGS/source.log"; exit 1; }
   head -n 1 "$LOGS/source.log"
 fi
@@ -112,6 +111,7 @@ airflow-mlops, server profile, is running ($(($(date +%s) - started)) s).
   Airflow UI   http://127.0.0.1:${MLOPS_API_PORT}   ${login}
   MLflow UI    ${MLFLOW_TRACKING_URI}
   S3           ${AWS_ENDPOINT_URL_S3} (moto; keys in $AIRFLOW_HOME/secrets/s3-*)   lake ${MLOPS_LAKE_ROOT}
+               Data Docs, drift reports: ${MLOPS_ARTIFACTS_ROOT}
   Environment  . $AIRFLOW_HOME/env.sh   then e.g. python -m scripts.server.check
   Logs         $LOGS/ (workers: $AIRFLOW_HOME/workers/<name>/)
   Stop         make stop

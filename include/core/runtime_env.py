@@ -311,6 +311,8 @@ def server_env(home: Path, *, project_dir: Path = PROJECT_DIR) -> dict[str, str]
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["trigger_log"]),
             # The project's settings (include/core/settings.py) and connections.
             "MLOPS_LAKE_ROOT": f"s3://{LAKE_BUCKET}/lake",
+            # Validation results, Data Docs, drift reports: read by other workers and the API server.
+            "MLOPS_ARTIFACTS_ROOT": f"s3://{LAKE_BUCKET}/artifacts",
             "MLOPS_FEAST_ONLINE_STORE": "redis",
             "AIRFLOW_CONN_FEAST_ONLINE_STORE": f"{redis}/1",
             "MLOPS_FEAST_REGISTRY_URL": pg("feast"),

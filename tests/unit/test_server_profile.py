@@ -53,6 +53,7 @@ def test_the_server_profile_environment(home):
     assert env["AIRFLOW_CONN_FEAST_ONLINE_STORE"].endswith("@127.0.0.1:56379/1")
     assert env["AIRFLOW_CONN_FLIGHTS_SOURCE"].startswith("postgresql://flights:")
     assert env["MLOPS_LAKE_ROOT"] == "s3://mlops-lake/lake"
+    assert env["MLOPS_ARTIFACTS_ROOT"] == "s3://mlops-lake/artifacts"
     assert env["MLOPS_FEAST_ONLINE_STORE"] == "redis"
     assert env["MLOPS_FEAST_REGISTRY_URL"].startswith("postgresql+psycopg://feast:")
     assert env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:55000"

@@ -9,6 +9,7 @@ UV_VERSION := 0.13.9
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 DAYS ?= 14
+PROFILE ?= embedded
 PYTEST_ARGS ?=
 
 .PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page clean
@@ -36,17 +37,22 @@ lock: ## re-resolve requirements.txt into requirements.lock (hashes, no index UR
 source: venv ## build the demo source database (or keep it when up to date)
 	PYTHONPATH=$(CURDIR) $(PY) -m include.source.demo ensure
 
-run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14)
-	DEMO_DAYS=$(DAYS) scripts/run.sh
+run: venv ## start Airflow and bring the demo to a state worth looking at (DAYS=14; PROFILE=server: PostgreSQL, Redis, S3, Celery)
+	@case "$(PROFILE)" in \
+	  embedded) DEMO_DAYS=$(DAYS) scripts/run.sh ;; \
+	  server) DEMO_DAYS=$(DAYS) scripts/run_server.sh ;; \
+	  *) echo "PROFILE=$(PROFILE): choose embedded (default) or server" >&2; exit 2 ;; \
+	esac
 
 demo-drift: venv ## the closed loop on Dec 2013 (stops make run; own state): monitoring -> retraining -> gate
 	scripts/stop.sh
 	AIRFLOW_HOME=$(CURDIR)/.airflow-drift MLOPS_DATA_DIR=$(CURDIR)/data/demo-drift \
 	  MLOPS_REPLAY_ANCHOR=2013-12-16 DEMO_DAYS=42 DEMO_SCRIPT=scripts/demo_drift.py scripts/run.sh
 
-stop: ## stop Airflow (make run's and make demo-drift's); leaves no process of the project behind
+stop: ## stop Airflow (make run's of both profiles, make demo-drift's); leaves no process of the project behind
 	scripts/stop.sh
 	AIRFLOW_HOME=$(CURDIR)/.airflow-drift scripts/stop.sh
+	AIRFLOW_HOME=$(CURDIR)/.airflow-server scripts/stop.sh
 
 test: venv system lint ## every test (what CI runs): lint, DAG integrity and layers, unit, end to end
 	PYTHONPATH=$(CURDIR) $(PY) -m pytest tests $(PYTEST_ARGS)
@@ -84,4 +90,4 @@ bench-page: venv ## load time of the Model health page, median of 20 (needs `mak
 	. .airflow/env.sh && PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_model_health.py
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
-	rm -rf .airflow .airflow-drift data .cache .pytest_cache .ruff_cache
+	rm -rf .airflow .airflow-drift .airflow-server data .cache .pytest_cache .ruff_cache

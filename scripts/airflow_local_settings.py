@@ -1,9 +1,11 @@
-"""Airflow local settings for `make run` (copied to $AIRFLOW_HOME/config/ by scripts/run.sh).
+"""Airflow local settings for `make run` (copied to $AIRFLOW_HOME/config/ by scripts/run.sh and
+scripts/run_server.sh).
 
-LocalExecutor task processes are forked from the scheduler, so modules imported by the
-scheduler process are inherited by every task. Importing the heavy libraries here, only in
-the scheduler, saves each validation task ~10 s of Great Expectations import (measured).
-Other Airflow processes (API server, DAG processor, CLI) are unaffected.
+Task processes are forked from the process that runs them: the scheduler under LocalExecutor,
+each Celery worker under CeleryExecutor (the server profile). Modules imported there are
+inherited by every task, so importing the heavy libraries here, only in that process, saves each
+validation task ~10 s of Great Expectations import (measured). Other Airflow processes (API
+server, DAG processor, the scheduler under Celery, CLI) are unaffected.
 
 The scheduler's and the triggerer's log servers (ports 8793/8794) are not started: Airflow 3.3
 binds them to every interface and has no setting for their host. Local settings are imported
@@ -27,9 +29,16 @@ def skip_log_servers(argv: list[str], setting: str | None) -> list[str]:
     return [*argv, "--skip-serve-logs"]
 
 
+def forks_tasks(argv: list[str], executor: str | None) -> bool:
+    """Whether this Airflow command is the process task processes are forked from."""
+    if argv[1:3] == ["celery", "worker"]:
+        return True
+    return argv[1:2] == ["scheduler"] and (executor or "LocalExecutor") == "LocalExecutor"
+
+
 sys.argv[:] = skip_log_servers(sys.argv, os.environ.get("MLOPS_AIRFLOW_LOG_SERVERS"))
 
-if sys.argv[1:2] == ["scheduler"]:
+if forks_tasks(sys.argv, os.environ.get("AIRFLOW__CORE__EXECUTOR")):
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -4,12 +4,15 @@ Usage: python scripts/apply_airflow_settings.py [airflow_settings.yaml]
 
 Upserts every connection, pool and variable in one process (the `airflow connections|pools|
 variables import` commands would cost ~5 s each). Safe to run again: existing entries with
-the same id are overwritten, others are left alone.
+the same id are overwritten, others are left alone. A connection defined in the environment
+(AIRFLOW_CONN_<ID>, e.g. the server profile's flights_source) is not written: Airflow reads the
+environment before the database, so a database copy would only show a connection nobody uses.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +30,9 @@ def apply(settings: AirflowSettings) -> list[str]:
     done = []
     with create_session() as session:
         for spec in settings.connections:
+            if os.environ.get(f"AIRFLOW_CONN_{spec.conn_id.upper()}"):
+                done.append(f"connection {spec.conn_id}: skipped, AIRFLOW_CONN_{spec.conn_id.upper()} wins")
+                continue
             if spec.uri:
                 conn = Connection(conn_id=spec.conn_id, uri=spec.uri)
             else:

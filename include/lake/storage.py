@@ -85,16 +85,30 @@ def _under(folder: Location, base: str, found: str) -> str:
     return join(folder, *relative.split("/"))
 
 
-def exists(location: Location) -> bool:
-    """A file, or a folder (for an object store: a prefix with at least one object)."""
+def _info(location: Location) -> dict[str, Any] | None:
+    """What the store says about `location`, None only when it says "not there".
+
+    fsspec's `exists` and `isfile` answer False on any error, so an object store that cannot be
+    reached would look empty (a missing partition, a record never written): fail closed instead,
+    every other error (endpoint down, credentials refused) is raised."""
     fs, path = resolve(location)
-    return bool(fs.exists(path))
+    try:
+        return dict(fs.info(path))
+    except FileNotFoundError:
+        return None
+
+
+def exists(location: Location) -> bool:
+    """A file, or a folder (for an object store: a prefix with at least one object). Raises when
+    the store cannot be asked (see `_info`)."""
+    return _info(location) is not None
 
 
 def is_file(location: Location) -> bool:
-    """A file (for an object store: an object), not a folder or prefix."""
-    fs, path = resolve(location)
-    return bool(fs.isfile(path))
+    """A file (for an object store: an object), not a folder or prefix. Raises when the store
+    cannot be asked (see `_info`)."""
+    info = _info(location)
+    return info is not None and info.get("type") == "file"
 
 
 def ls(folder: Location) -> list[str]:

@@ -372,3 +372,24 @@ def test_find_lists_files_at_any_depth_and_remove_deletes_one(kind, request, tmp
     # control: nothing to remove is said, a missing folder lists nothing
     assert storage.remove(storage.join(root, "static", "a.css")) is False
     assert storage.find(storage.join(root, "nowhere")) == []
+
+
+def test_an_unreachable_object_store_is_an_error_never_nothing_there(s3_lake, monkeypatch, tmp_path):
+    """fsspec's exists/isfile answer False on any error: a store that cannot be reached must not
+    look like a missing partition or record (the lake fails closed)."""
+    from tests.ports import free_port
+    from tests.unit.conftest import aws_env
+
+    root, _ = s3_lake
+    written = storage.join(root, "raw", "t", "interval=x", "part-0.parquet")
+    storage.write_bytes_atomic(written, b"bytes")
+    missing = storage.join(root, "raw", "t", "interval=y", "part-0.parquet")
+    # control: the store answers, and a missing key is "not there"
+    assert storage.is_file(written) and storage.exists(storage.join(root, "raw"))
+    assert not storage.is_file(missing) and not storage.exists(missing)
+    aws_env(monkeypatch, tmp_path, f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    for call in (storage.is_file, storage.exists):
+        with pytest.raises(Exception, match="Could not connect to the endpoint URL"):
+            call(written)
+        with pytest.raises(Exception, match="Could not connect to the endpoint URL"):
+            call(missing)

@@ -161,22 +161,6 @@ def test_an_interrupted_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_pat
     assert naive.read_bytes() != b"old content"
 
 
-def test_a_failed_partition_write_keeps_the_previous_partition(tmp_path, monkeypatch):
-    good = conform(weather_rows([utc(2026, 11, 10, 1)]), WEATHER_OBSERVATIONS)
-    info = write_partition(good, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
-
-    def write_half_then_fail(table, sink, **kwargs):
-        sink.write(b"PAR1 half a file")
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(lake.pq, "write_table", write_half_then_fail)
-    bigger = conform(weather_rows([utc(2026, 11, 10, h) for h in range(5)]), WEATHER_OBSERVATIONS)
-    with pytest.raises(OSError, match="No space left"):
-        write_partition(bigger, WEATHER_OBSERVATIONS, tmp_path, "raw", START, END)
-    assert file_sha256(info.path) == info.sha256
-    assert [p.name for p in Path(info.path).parent.iterdir()] == ["part-0.parquet"]
-
-
 def test_text_is_written_as_utf8_through_the_same_atomic_write(tmp_path):
     target = tmp_path / "a" / "b.json"
     write_text_atomic(target, '{"airport": "Zürich"}')

@@ -24,7 +24,7 @@ $(STAMP): requirements.lock
 	rm -f $(VENV)/.installed-*
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes requirements.lock
+	$(VENV)/bin/uv pip sync -q --python $(PY) --require-hashes --compile-bytecode requirements.lock
 	touch $@
 
 system: ## the Debian packages the tests need (PostgreSQL server, chromium), installed when missing

@@ -173,8 +173,11 @@ def airflow_env(
         # Pick up edited DAG files within 30 s instead of 5 minutes.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "PYTHONPATH": str(project_dir),
-        # These machines set PYTHONDONTWRITEBYTECODE: cache bytecode in the project instead.
-        "PYTHONPYCACHEPREFIX": str(project_dir / ".cache" / "pycache"),
+        # Bytecode: the venv's is compiled when it is built (make venv); the project's own modules
+        # are cached beside them even where the machine sets PYTHONDONTWRITEBYTECODE (an empty
+        # value turns it off). A PYTHONPYCACHEPREFIX would hide the venv's bytecode: measured,
+        # `import airflow` 7.5 s from source against 2.3 s compiled, in every Airflow process.
+        "PYTHONDONTWRITEBYTECODE": "",
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLOPS_DATA_DIR": str(data_dir or Path(os.environ.get("MLOPS_DATA_DIR", project_dir / "data"))),
         **TELEMETRY_OFF,

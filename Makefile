@@ -12,7 +12,7 @@ DAYS ?= 14
 PROFILE ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page clean
+.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page bench-profile clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -88,6 +88,13 @@ bench: venv ## benchmarks (ingest, validation, features, training/serving, monit
 
 bench-page: venv ## load time of the Model health page, median of 20 (needs `make run`)
 	. .airflow/env.sh && PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_model_health.py
+
+bench-profile: venv ## task overhead, train_model wall, idle memory of the running profile (needs make run; PROFILE=server)
+	@case "$(PROFILE)" in \
+	  embedded) PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_profile.py --home $(CURDIR)/.airflow ;; \
+	  server) PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_profile.py --home $${AIRFLOW_HOME:-$(CURDIR)/.airflow-server} ;; \
+	  *) echo "PROFILE is embedded or server" >&2; exit 2 ;; \
+	esac
 
 clean: stop ## remove local state (Airflow home, data, caches); keeps .venv
 	rm -rf .airflow .airflow-drift .airflow-server data .cache .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@ listens on a port (redis-server, moto's S3 server), stopped when the test is don
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -67,3 +68,16 @@ def s3_server() -> Iterator[str]:
     moto = str(Path(sys.executable).parent / "moto_server")
     with serving([moto, "-H", "127.0.0.1", "-p", str(port)], port, "moto_server"):
         yield f"http://127.0.0.1:{port}"
+
+
+def processes_with_home(home: Path) -> list[int]:
+    """Processes (other than this one) started with AIRFLOW_HOME=home."""
+    found = []
+    for env_file in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            env = env_file.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"AIRFLOW_HOME={home}".encode() in env and int(env_file.parent.name) != os.getpid():
+            found.append(int(env_file.parent.name))
+    return found

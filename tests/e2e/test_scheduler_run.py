@@ -30,6 +30,7 @@ from include.source.dataset import SOURCE_TABLES
 from scripts.airflow_api import AirflowAPI
 from tests.e2e.browser import chromium_path, screenshot_path
 from tests.e2e.conftest import source_count
+from tests.e2e.servers import processes_with_home
 
 # make run's own default: with fewer days the first model's holdout is small enough for the gate's
 # slice floors to reject it on some replayed weeks (7 days did), and the page test needs a champion.
@@ -53,18 +54,6 @@ def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def processes_with_home(home: Path) -> list[int]:
-    found = []
-    for env_file in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            env = env_file.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"AIRFLOW_HOME={home}".encode() in env and int(env_file.parent.name) != os.getpid():
-            found.append(int(env_file.parent.name))
-    return found
 
 
 @pytest.fixture(scope="module")

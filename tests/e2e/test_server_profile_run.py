@@ -142,8 +142,12 @@ def test_training_after_the_workers_folders_are_wiped_runs_on_both_workers(serve
     wiped = 0
     for name in SERVER_WORKERS:
         for child in (home / "workers" / name).iterdir():
-            if child.name not in WORKER_OWN:
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if child.name in WORKER_OWN:
+                continue
+            # A folder stays, emptied: the running worker holds it as its TMPDIR or data folder,
+            # as a fresh machine's worker would find it.
+            for item in child.iterdir() if child.is_dir() else [child]:
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
                 wiped += 1
     assert wiped, "the workers' folders held nothing to wipe"
     client = api(env)

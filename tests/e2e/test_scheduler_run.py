@@ -346,6 +346,14 @@ def test_deploy_and_rollback_started_together_one_waits(standalone):
     assert _mlflow_champion(env) in {champion, str(int(champion) + 1)}
 
 
+def test_no_log_says_database_is_locked(standalone):
+    env, run, _ = standalone
+    assert run.returncode == 0
+    logs = [p for p in Path(env["AIRFLOW_HOME"]).rglob("*.log") if p.is_file()]
+    assert len(logs) > 10, "the run's logs are where this test reads them"
+    assert not [p for p in logs if "database is locked" in p.read_text(errors="replace")]
+
+
 def test_second_run_is_safe_and_stop_leaves_no_process(standalone):
     env, run, _ = standalone
     assert run.returncode == 0

@@ -7,8 +7,8 @@ around a task, how long train_model takes, and the memory all of the profile's p
   file parse, the body, the XCom and state calls), from the task instances' own timestamps.
 - train_model: wall clock of each successful run that trained (its dag run's start to end).
 - Idle memory: PSS (shared pages split between the processes that map them) and RSS of every
-  process started with this AIRFLOW_HOME (read from /proc/<pid>/environ): Airflow's components
-  and workers, MLflow, the online service, and in the server profile PostgreSQL, Redis and S3.
+  process of the profile (`profile_processes`): Airflow's components and workers, MLflow, the
+  online service, and in the server profile PostgreSQL, Redis and S3.
 
 Needs the profile running (`make run`, or `make run PROFILE=server`); run it when nothing is
 queued for the idle figure. Prints the figures and writes benchmarks/results/profile_<name>.json.
@@ -119,15 +119,44 @@ def _memory_kb(pid: int) -> tuple[int, int]:
     return pss, rss
 
 
-def idle_memory(home: Path) -> dict[str, Any]:
-    """PSS and RSS of every process whose AIRFLOW_HOME is `home`."""
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def profile_processes(home: Path) -> list[int]:
+    """Every process of the profile: started with AIRFLOW_HOME=home, or naming the home on its
+    command line (PostgreSQL runs as its own user with a clean environment: `-D <home>/...`),
+    and all their descendants (PostgreSQL's backends, the workers' pool processes)."""
     wanted = os.path.realpath(home)
-    pss = rss = count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid() and _home_of(int(entry.name)) == wanted:
-            p, r = _memory_kb(int(entry.name))
-            pss, rss, count = pss + p, rss + r, count + 1
-    return {"processes": count, "pss_gb": round(pss / 1024**2, 2), "rss_gb": round(rss / 1024**2, 2)}
+    pids = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and int(e.name) != os.getpid()]
+    parent = {pid: _parent(pid) for pid in pids}
+    found = {pid for pid in pids if _home_of(pid) == wanted or f"{wanted}/" in _cmdline(pid)}
+    grew = True
+    while grew:
+        more = {pid for pid in pids if parent[pid] in found} - found
+        found |= more
+        grew = bool(more)
+    return sorted(found)
+
+
+def idle_memory(home: Path) -> dict[str, Any]:
+    """PSS and RSS summed over the profile's processes."""
+    pss = rss = 0
+    found = profile_processes(home)
+    for pid in found:
+        p, r = _memory_kb(pid)
+        pss, rss = pss + p, rss + r
+    return {"processes": len(found), "pss_gb": round(pss / 1024**2, 2), "rss_gb": round(rss / 1024**2, 2)}
 
 
 def measure(api: AirflowAPI, home: Path) -> dict[str, Any]:

@@ -17,8 +17,13 @@ from typing import Any, Literal
 
 from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 
-SUITE_VERSION = "2026-11-23-1"  # bump when a check changes; no dots (GX nests them as folders)
+SUITE_VERSION = "2026-12-01-1"  # bump when a check changes; no dots (GX nests them as folders)
 Policy = Literal["block", "warn", "row"]
+# Row count bounds, as multiples of the same weekday's median (monitoring's volume checks use
+# 0.5 and 2.0 of the reference's flights per day, too).
+VOLUME_LOW = 0.5  # below: block
+VOLUME_HIGH = 2.0  # above: warn
+VOLUME_SPIKE = 5.0  # above: block
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,30 @@ def event_time_checks(
         ),
     ]
     if expected_rows:
-        # A day with less than half the usual rows of its weekday: the extraction is suspect.
-        min_rows = int(expected_rows * 0.5)
-        checks.append(
-            Check("ExpectTableRowCountToBeBetween", {"min_value": min_rows}, "block", "volume_drop")
-        )
+        # Against the median of the same weekday over four weeks: less than half the usual rows,
+        # the extraction is suspect; more than VOLUME_HIGH times, a day worth a look (a holiday
+        # rush, a new route) is published with a warning; more than VOLUME_SPIKE times, rows
+        # were almost surely loaded twice or from another feed, and nothing is published.
+        checks += [
+            Check(
+                "ExpectTableRowCountToBeBetween",
+                {"min_value": int(expected_rows * VOLUME_LOW)},
+                "block",
+                "volume_drop",
+            ),
+            Check(
+                "ExpectTableRowCountToBeBetween",
+                {"max_value": int(expected_rows * VOLUME_HIGH)},
+                "warn",
+                "volume_high",
+            ),
+            Check(
+                "ExpectTableRowCountToBeBetween",
+                {"max_value": int(expected_rows * VOLUME_SPIKE)},
+                "block",
+                "volume_spike",
+            ),
+        ]
     return checks
 
 

@@ -143,6 +143,19 @@ def test_volume_drop_of_90_percent_blocks(tmp_path, session, data):
     assert out.decision == "block" and "volume_drop" in out.summary()["failed"]
 
 
+def test_twice_the_usual_volume_warns_and_ten_times_blocks(tmp_path, session, data):
+    full = sched(data)
+    usual = len(full) / 2.5  # this day holds 2.5 times the usual rows
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, full, usual)
+    assert out.decision == "publish" and "volume_high" in {f.reason for f in out.warnings}
+
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, full, len(full) / 10)
+    assert out.decision == "block" and "volume_spike" in out.summary()["failed"]
+
+    control = run(tmp_path, session, data, FLIGHT_SCHEDULES, full, len(full))  # a usual day
+    assert control.decision == "publish" and not control.warnings
+
+
 def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, session, data):
     frame = sched(data)
     frame.loc[0, "published_at"] = START - timedelta(hours=3)

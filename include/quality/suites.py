@@ -24,6 +24,9 @@ Policy = Literal["block", "warn", "row"]
 VOLUME_LOW = 0.5  # below: block
 VOLUME_HIGH = 2.0  # above: warn
 VOLUME_SPIKE = 5.0  # above: block
+# What makes a scheduled flight itself, whatever its id: a carrier's flight number leaving its
+# origin at its scheduled time.
+SCHEDULE_CONTENT = ("carrier", "flight_number", "origin", "scheduled_departure")
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,14 @@ def schedule_checks(airports: set[str], carriers: set[str]) -> list[Check]:
         _in_set("carrier", sorted(carriers), "unknown_carrier"),
         _between("distance_mi", 1, 6000),
         _arrival_after_departure("scheduled_arrival", "scheduled_departure"),
+        # The same flight under a new id (a feed that re-keys, a double load): every copy is
+        # quarantined, as which one is right cannot be told from the rows.
+        Check(
+            "ExpectCompoundColumnsToBeUnique",
+            {"column_list": list(SCHEDULE_CONTENT)},
+            "row",
+            "duplicate_content",
+        ),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+import pandas as pd
 import pytest
 
 from include.source.demo.build import (
@@ -55,6 +56,9 @@ def test_airports_cover_every_destination(january):
 def test_scaled_copies_have_new_ids_and_synthetic_tails(january):
     schedules, outcomes, planes = scaled_copy(january, 2)
     assert (schedules["flight_id"] - january.schedules["flight_id"].to_numpy() == 2 * SCALE_ID_STRIDE).all()
+    content = ["carrier", "flight_number", "origin", "scheduled_departure"]
+    both = pd.concat([january.schedules, schedules])
+    assert not both.duplicated(content).any(), "a copy is another flight, not a duplicate_content row"
     tails = schedules["tailnum"].dropna()
     assert tails.str.endswith("-2").all()
     assert set(outcomes["flight_id"]) == set(schedules["flight_id"])

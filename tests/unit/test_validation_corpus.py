@@ -156,6 +156,18 @@ def test_twice_the_usual_volume_warns_and_ten_times_blocks(tmp_path, session, da
     assert control.decision == "publish" and not control.warnings
 
 
+def test_the_same_flight_under_a_new_id_is_quarantined_with_its_copy(tmp_path, session, data):
+    frame = sched(data)
+    copy = frame.iloc[[3]].assign(flight_id=frame["flight_id"].max() + 1)
+    doubled = pd.concat([frame, copy], ignore_index=True)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, doubled)
+    assert out.decision == "split"
+    assert out.row_reasons.to_dict() == {3: "duplicate_content", len(frame): "duplicate_content"}
+
+    control = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)  # the real day has none
+    assert control.decision == "publish"
+
+
 def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, session, data):
     frame = sched(data)
     frame.loc[0, "published_at"] = START - timedelta(hours=3)

@@ -7,8 +7,9 @@ that behaves like a live system: every timestamp is shifted by whole weeks
 UTC. The shift is recorded in table `replay_clock`.
 
 `scale_factor` > 1 adds deterministic copies of the traffic for load tests: copy k has
-flight ids offset by k * 1,000,000 and synthetic tail numbers '<tailnum>-<k>' (with matching
-planes); distributions are unchanged.
+flight ids offset by k * 1,000,000, flight numbers by k * 10,000 (a copy is another flight, not
+the same one under a new id, which validation quarantines as duplicate_content) and synthetic
+tail numbers '<tailnum>-<k>' (with matching planes); distributions are unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 BUILDER_VERSION = 1
 REPLAY_META_TABLE = "replay_clock"
 SCALE_ID_STRIDE = 1_000_000  # > number of 2013 flights, so copies never collide
+SCALE_FLIGHT_NUMBER_STRIDE = 10_000  # > every 2013 flight number
 LAST_2013_DAY = date(2013, 12, 31)
 
 
@@ -84,6 +86,7 @@ def scaled_copy(frames: Frames2013, k: int) -> tuple[pd.DataFrame, pd.DataFrame,
     offset = k * SCALE_ID_STRIDE
     schedules = frames.schedules.copy()
     schedules["flight_id"] = schedules["flight_id"] + offset
+    schedules["flight_number"] = schedules["flight_number"] + k * SCALE_FLIGHT_NUMBER_STRIDE
     schedules["tailnum"] = schedules["tailnum"].where(
         schedules["tailnum"].isna(), schedules["tailnum"] + f"-{k}"
     )

@@ -30,10 +30,13 @@ log = logging.getLogger(__name__)
 
 def _gx_expectation(check: Check) -> Any:
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
-    return getattr(gxe, check.expectation)(
-        **check.kwargs, meta={"policy": check.policy, "reason": check.reason}
-    )
+    kwargs = dict(check.kwargs)
+    if check.when:
+        column, value = check.when
+        kwargs["row_condition"] = Column(column) == value
+    return getattr(gxe, check.expectation)(**kwargs, meta={"policy": check.policy, "reason": check.reason})
 
 
 def _context_config(docs_root: str | None, results_root: str | None) -> Any:

@@ -37,6 +37,7 @@ class Check:
     kwargs: dict[str, Any]
     policy: Policy
     reason: str
+    when: tuple[str, str] | None = None  # (column, value): the check applies to those rows only
 
 
 def _between(col: str, lo: float, hi: float, reason: str = "out_of_range") -> Check:
@@ -161,7 +162,45 @@ def outcome_checks() -> list[Check]:
         _arrival_after_departure(
             "actual_arrival", "actual_departure", ignore_row_if="either_value_is_missing"
         ),
+        *status_checks(),
     ]
+
+
+# What each status implies of the other columns (arrived: it departed and landed, with its delays
+# and air time; cancelled: it never left; diverted: it left, never arrived where it should). A row
+# that says otherwise would be labelled from half a story (an arrived flight without a delay was
+# "on time"), so it is quarantined and never labelled.
+STATUS_IMPLIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {  # status: (filled, empty)
+    "arrived": (("actual_departure", "actual_arrival", "dep_delay_min", "arr_delay_min", "air_time_min"), ()),
+    "cancelled": (
+        (),
+        ("actual_departure", "actual_arrival", "dep_delay_min", "arr_delay_min", "air_time_min"),
+    ),
+    "diverted": (("actual_departure", "dep_delay_min"), ("actual_arrival", "arr_delay_min")),
+}
+
+
+def status_checks() -> list[Check]:
+    """Each outcome's columns agree with its status (STATUS_IMPLIES), row by row."""
+    checks = []
+    for status, (filled, empty) in STATUS_IMPLIES.items():
+        checks += [
+            Check(
+                "ExpectColumnValuesToNotBeNull",
+                {"column": c},
+                "row",
+                "inconsistent_status",
+                ("status", status),
+            )
+            for c in filled
+        ]
+        checks += [
+            Check(
+                "ExpectColumnValuesToBeNull", {"column": c}, "row", "inconsistent_status", ("status", status)
+            )
+            for c in empty
+        ]
+    return checks
 
 
 def weather_checks() -> list[Check]:

@@ -123,6 +123,23 @@ def test_arrival_before_departure_quarantines_the_row(tmp_path, session, data):
     assert out.decision == "split" and out.row_reasons.to_dict() == {7: "arrival_before_departure"}
 
 
+def test_outcomes_whose_columns_contradict_their_status_are_quarantined(tmp_path, session, data):
+    frame = data["outcomes"].copy()
+    arrived = frame.index[frame["status"] == "arrived"]
+    cancelled = frame.index[frame["status"] == "cancelled"]
+    frame.loc[arrived[0], "arr_delay_min"] = None  # arrived, no delay: it would be labelled on time
+    frame.loc[arrived[1], "actual_arrival"] = pd.NaT
+    frame.loc[cancelled[0], "dep_delay_min"] = 12.0  # cancelled, yet it left late
+    out = run(tmp_path, session, data, FLIGHT_OUTCOMES, frame)
+    assert out.decision == "split"
+    assert out.row_reasons.to_dict() == {
+        i: "inconsistent_status" for i in (arrived[0], arrived[1], cancelled[0])
+    }
+
+    control = run(tmp_path, session, data, FLIGHT_OUTCOMES, data["outcomes"])  # the real day agrees
+    assert control.decision == "publish", control.failures
+
+
 def test_out_of_range_delay_quarantines_the_row(tmp_path, session, data):
     frame = data["outcomes"].copy()
     idx = frame.index[frame["status"] == "arrived"][0]

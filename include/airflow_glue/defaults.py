@@ -1,4 +1,5 @@
-"""The default_args every DAG starts from: an owner, retries, and the failure callback.
+"""The default_args every DAG starts from: an owner, retries, the retry policy (contract errors
+fail at once, include/airflow_glue/retry.py) and the failure callback.
 
 One place, so that no DAG can forget the callback that ends a failed task's log with the
 failure block (tests/dags checks every task has it).
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from include.airflow_glue.alerting import on_task_failure
+from include.airflow_glue.retry import RETRY_POLICY
 
 
 def task_defaults(
@@ -25,5 +27,6 @@ def task_defaults(
         "on_failure_callback": on_task_failure,
         "retries": retries,
         "retry_delay": retry_delay,
+        "retry_policy": RETRY_POLICY,
         **extra,
     }

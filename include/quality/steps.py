@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
+from include.core.errors import PartitionQuarantinedError
 from include.lake import storage
 from include.lake.partitions import interval_key, parquet_rows, partition_url, read_table
 from include.quality.gx_session import GxSession
@@ -21,10 +22,6 @@ from include.quality.release import ReleaseDecision, ReleaseResult, release
 from include.quality.suites import suite_for
 from include.quality.validation import Failure, ValidationOutcome, block_message, read_raw, validate_frame
 from include.source.dataset import SourceTable
-
-
-class PartitionQuarantinedError(RuntimeError):
-    """A raw partition failed a blocking check and was quarantined (message: block_message)."""
 
 
 class ValidationSummary(TypedDict):

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypedDict
 import pandas as pd
 import pyarrow as pa
 
+from include.core.errors import PartitionUnreadableError
 from include.lake.partitions import arrow_schema, read_table
 from include.quality.gx_session import GxSession
 from include.quality.suites import SUITE_VERSION, Check, Policy
@@ -82,10 +83,6 @@ class ValidationOutcome:
             "suite_version": self.suite_version,
             "data_docs_page": self.docs_page,
         }
-
-
-class PartitionUnreadableError(RuntimeError):
-    """The raw partition cannot be read as parquet (truncated or corrupt file)."""
 
 
 def read_raw(path: str | Path) -> tuple[pa.Schema, pd.DataFrame]:

@@ -18,16 +18,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from include.core.clock import utc_now
+from include.core.errors import SourceSchemaError
 from include.core.schema import SourceTable
 from include.core.settings import Settings
 from include.lake.partitions import PartitionInfo, conform, interval_key, write_partition
 from include.source.database import SourceUnavailableError, ensure_reachable, sa_table
 
 log = logging.getLogger(__name__)
-
-
-class SourceSchemaError(RuntimeError):
-    """The source table's columns differ from those declared in include/source/dataset.py."""
 
 
 class IntervalNotClosedError(RuntimeError):

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from include.core.errors import CandidateSpecError
+
 if TYPE_CHECKING:  # the DAG file imports DEFAULT_GRID from here: keep numpy/pandas out of parsing
     import numpy as np
     import pandas as pd
@@ -30,10 +32,6 @@ DEFAULT_GRID: list[dict[str, Any]] = [
     {"model": "hist_gradient_boosting", "max_depth": 8, "learning_rate": 0.05, "max_iter": 300},
 ]
 MODEL_KINDS = ("logistic_regression", "hist_gradient_boosting")
-
-
-class CandidateSpecError(ValueError):
-    """A search-grid entry the project cannot build."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from include.airflow_glue.retry import RETRY_POLICY
 from include.core.settings import PROJECT_DIR
 
 DAGS_DIR = PROJECT_DIR / "dags"
@@ -99,6 +100,7 @@ def test_house_rules(dagbag, dag_id):
     for task in dag.tasks:
         assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: set an owner"
         assert task.retries >= 1, f"{dag_id}.{task.task_id}: retries >= 1"
+        assert task.retry_policy is RETRY_POLICY, f"{dag_id}.{task.task_id}: default_args from task_defaults"
         callbacks = (
             task.on_failure_callback
             if isinstance(task.on_failure_callback, list)

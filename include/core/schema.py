@@ -11,6 +11,9 @@ from typing import Literal
 
 LogicalType = Literal["int64", "float64", "string", "timestamp"]
 TableKind = Literal["event", "reference", "feature"]
+# How a code column is made canonical before it is checked: surrounding spaces trimmed, then
+# upper or lower case (" jfk" is "JFK", not a new airport).
+Normalize = Literal["upper", "lower"]
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,7 @@ class Column:
     dtype: LogicalType
     nullable: bool = True
     description: str = ""
+    normalize: Normalize | None = None
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from include.core.errors import PartitionQuarantinedError
 from include.lake import storage
 from include.lake.partitions import interval_key, parquet_rows, partition_url, read_table
 from include.quality.gx_session import GxSession
+from include.quality.normalize import normalize_codes
 from include.quality.release import ReleaseDecision, ReleaseResult, release
 from include.quality.suites import suite_for
 from include.quality.validation import Failure, ValidationOutcome, block_message, read_raw, validate_frame
-from include.source.dataset import SourceTable
+from include.source.dataset import AIRLINES, AIRPORTS, SourceTable
 
 
 class ValidationSummary(TypedDict):
@@ -40,6 +41,7 @@ class ValidationSummary(TypedDict):
     quarantine_dir: str | None
     forced_reason: str | None
     warnings: list[str]
+    normalized_values: dict[str, int]  # code values made canonical (trim, case), per column
     interval_start: str
     interval_end: str
 
@@ -55,10 +57,11 @@ def force_reason_from_params(params: Mapping[str, Any]) -> str | None:
 
 
 def reference_codes(airports_path: str | Path, airlines_path: str | Path) -> tuple[set[str], set[str]]:
-    """Airport and carrier codes of the interval's reference snapshots."""
-    airports = set(read_table(airports_path, columns=["faa"]).column("faa").to_pylist())
-    carriers = set(read_table(airlines_path, columns=["carrier"]).column("carrier").to_pylist())
-    return airports, carriers
+    """Airport and carrier codes of the interval's reference snapshots, canonical by the same
+    rules as the event tables' codes (include/quality/normalize.py)."""
+    airports, _ = normalize_codes(read_table(airports_path, columns=["faa"]).to_pandas(), AIRPORTS)
+    carriers, _ = normalize_codes(read_table(airlines_path, columns=["carrier"]).to_pandas(), AIRLINES)
+    return set(airports["faa"].dropna()), set(carriers["carrier"].dropna())
 
 
 def expected_rows_from_history(
@@ -78,7 +81,11 @@ def expected_rows_from_history(
 
 
 def validation_summary(
-    outcome: ValidationOutcome, result: ReleaseResult, start: datetime, end: datetime
+    outcome: ValidationOutcome,
+    result: ReleaseResult,
+    start: datetime,
+    end: datetime,
+    normalized: dict[str, int] | None = None,
 ) -> ValidationSummary:
     """The outcome, where its rows went (the release's counts win), warnings and the interval."""
     head = outcome.summary()
@@ -96,6 +103,7 @@ def validation_summary(
         "quarantine_dir": result.quarantine_dir,
         "forced_reason": result.forced_reason,
         "warnings": sorted({f.reason for f in outcome.warnings}),
+        "normalized_values": dict(normalized or {}),
         "interval_start": start.isoformat(),
         "interval_end": end.isoformat(),
     }
@@ -149,7 +157,15 @@ def validate_partition(
     Raises PartitionQuarantinedError after quarantining a blocked partition."""
     log = log or logging.getLogger(__name__)
     airports, carriers = reference_codes(airports_path, airlines_path)
-    schema, raw = read_raw(raw_path)
+    schema, as_read = read_raw(raw_path)
+    raw, normalized = normalize_codes(as_read, table)
+    if normalized:
+        log.warning(
+            "%s: code values made canonical (trimmed, case) before the checks: %s "
+            "(the raw zone keeps them as sent)",
+            table.name,
+            normalized,
+        )
     checks = suite_for(
         table, start, end, airports, carriers, expected_rows_from_history(lake_root, table, start, end)
     )
@@ -159,7 +175,7 @@ def validate_partition(
         log.info("%s: Data Docs page of this validation: %s", table.name, outcome.docs_page)
     log_failures(log, table.name, outcome.failures)
     result = release(outcome, table, raw_path, raw, lake_root, start, end, force_reason)
-    summary = validation_summary(outcome, result, start, end)
+    summary = validation_summary(outcome, result, start, end, normalized)
     if result.decision == "block":
         raise PartitionQuarantinedError(
             block_message(outcome, key, str(result.quarantine_dir), outcome.docs_page)

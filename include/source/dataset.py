@@ -19,11 +19,17 @@ The demo declarations below describe the airline operations database that
 
 from __future__ import annotations
 
-from include.core.schema import Column, LogicalType, SourceTable
+from include.core.schema import Column, LogicalType, Normalize, SourceTable
 
 
-def _c(name: str, dtype: LogicalType, nullable: bool = True, description: str = "") -> Column:
-    return Column(name, dtype, nullable, description)
+def _c(
+    name: str,
+    dtype: LogicalType,
+    nullable: bool = True,
+    description: str = "",
+    normalize: Normalize | None = None,
+) -> Column:
+    return Column(name, dtype, nullable, description, normalize)
 
 
 FLIGHT_SCHEDULES = SourceTable(
@@ -34,11 +40,11 @@ FLIGHT_SCHEDULES = SourceTable(
     event_time="published_at",
     columns=(
         _c("flight_id", "int64", False, "Stable flight identifier (key shared with outcomes)."),
-        _c("carrier", "string", False, "Two-letter carrier code (airlines.carrier)."),
+        _c("carrier", "string", False, "Two-letter carrier code (airlines.carrier).", "upper"),
         _c("flight_number", "int64", False),
-        _c("tailnum", "string", True, "Plane tail number; unknown for some flights."),
-        _c("origin", "string", False, "Origin airport FAA code."),
-        _c("dest", "string", False, "Destination airport FAA code."),
+        _c("tailnum", "string", True, "Plane tail number; unknown for some flights.", "upper"),
+        _c("origin", "string", False, "Origin airport FAA code.", "upper"),
+        _c("dest", "string", False, "Destination airport FAA code.", "upper"),
         _c("scheduled_departure", "timestamp", False, "UTC."),
         _c("scheduled_arrival", "timestamp", False, "UTC."),
         _c("distance_mi", "int64", False),
@@ -58,7 +64,7 @@ FLIGHT_OUTCOMES = SourceTable(
     event_time="reported_at",
     columns=(
         _c("flight_id", "int64", False),
-        _c("status", "string", False, "arrived | cancelled | diverted"),
+        _c("status", "string", False, "arrived | cancelled | diverted", "lower"),
         _c("actual_departure", "timestamp", True, "UTC; null when cancelled."),
         _c("actual_arrival", "timestamp", True, "UTC; null when cancelled or diverted."),
         _c("dep_delay_min", "float64", True),
@@ -75,7 +81,7 @@ WEATHER_OBSERVATIONS = SourceTable(
     key=("origin", "observed_at"),
     event_time="observed_at",
     columns=(
-        _c("origin", "string", False),
+        _c("origin", "string", False, normalize="upper"),
         _c("observed_at", "timestamp", False, "UTC, on the hour."),
         _c("temp_f", "float64"),
         _c("dewpoint_f", "float64"),
@@ -94,7 +100,7 @@ AIRPORTS = SourceTable(
     kind="reference",
     key=("faa",),
     columns=(
-        _c("faa", "string", False),
+        _c("faa", "string", False, normalize="upper"),
         _c("name", "string", False),
         _c("lat", "float64"),
         _c("lon", "float64"),
@@ -107,7 +113,7 @@ AIRLINES = SourceTable(
     name="airlines",
     kind="reference",
     key=("carrier",),
-    columns=(_c("carrier", "string", False), _c("name", "string", False)),
+    columns=(_c("carrier", "string", False, normalize="upper"), _c("name", "string", False)),
 )
 
 PLANES = SourceTable(
@@ -115,7 +121,7 @@ PLANES = SourceTable(
     kind="reference",
     key=("tailnum",),
     columns=(
-        _c("tailnum", "string", False),
+        _c("tailnum", "string", False, normalize="upper"),
         _c("year_built", "int64"),
         _c("type", "string"),
         _c("manufacturer", "string"),

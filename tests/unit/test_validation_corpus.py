@@ -14,6 +14,7 @@ import pytest
 
 from include.lake.partitions import conform
 from include.quality.gx_session import GxSession
+from include.quality.normalize import normalize_codes
 from include.quality.suites import suite_for
 from include.quality.validation import (
     PartitionUnreadableError,
@@ -183,6 +184,19 @@ def test_the_same_flight_under_a_new_id_is_quarantined_with_its_copy(tmp_path, s
 
     control = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)  # the real day has none
     assert control.decision == "publish"
+
+
+def test_codes_with_stray_spaces_or_case_are_the_same_codes_once_normalized(tmp_path, session, data):
+    frame = sched(data)
+    frame.loc[0, "origin"] = " " + frame.loc[0, "origin"].lower()
+    frame.loc[1, "carrier"] = frame.loc[1, "carrier"].lower() + " "
+    as_sent = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame)  # control: new, unknown codes
+    assert as_sent.row_reasons.to_dict() == {0: "unknown_airport", 1: "unknown_carrier"}
+
+    canonical, changed = normalize_codes(frame, FLIGHT_SCHEDULES)
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, canonical)
+    assert out.decision == "publish" and changed == {"origin": 1, "carrier": 1}
+    assert canonical.loc[0, "origin"] == sched(data).loc[0, "origin"]
 
 
 def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, session, data):

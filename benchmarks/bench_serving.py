@@ -430,7 +430,8 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
     import sqlalchemy as sa
     from threadpoolctl import threadpool_limits
 
-    from include.features.store import FEATURE_SERVICE, open_store, service_views
+    from include.core.clock import utc_now
+    from include.features.store import FEATURE_SERVICE, open_store, service_ttls, service_views
     from include.registry import tracking
     from include.serving import prediction_log
     from include.serving.flight_index import FlightIndex
@@ -438,6 +439,7 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
 
     store = open_store(settings)
     views = service_views(store, FEATURE_SERVICE)
+    ttls = service_ttls(store, FEATURE_SERVICE)
     service = store.get_feature_service(FEATURE_SERVICE)
     model = tracking.load_model(settings, version)
     columns = tracking.model_input_columns(settings, version)
@@ -464,7 +466,7 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
             t = [time.perf_counter()]
             row = dict(flights.get(ids[i % len(ids)]))
             t.append(time.perf_counter())
-            values = online_values(store, service, row)
+            values, _ = online_values(store, service, row, views, ttls, utc_now(settings.clock_now))
             t.append(time.perf_counter())
             inputs = single_row_inputs(row, values, views)
             features = {c: inputs[c] for c in columns}
@@ -496,7 +498,7 @@ def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
         r0 = time.perf_counter()
         model.predict_proba(x)
         r1 = time.perf_counter()
-        online_frame(store, FEATURE_SERVICE, views, pd.DataFrame([row]))
+        online_frame(store, FEATURE_SERVICE, views, pd.DataFrame([row]), ttls, utc_now(settings.clock_now))
         r2 = time.perf_counter()
         if i >= 20:
             refs["predict_proba_default_threads"].append((r1 - r0) * 1000)

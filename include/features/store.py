@@ -354,3 +354,10 @@ def service_views(store: Any, service_name: str) -> dict[str, list[str]]:
     """Feature names per feature view of a FeatureService."""
     service = store.get_feature_service(service_name)
     return {p.name: [f.name for f in p.features] for p in service.feature_view_projections}
+
+
+def service_ttls(store: Any, service_name: str) -> dict[str, timedelta]:
+    """The ttl of each feature view of a FeatureService: how old a feature row may be and still
+    count, offline (Feast's point-in-time join) and online (include/serving/inputs.py)."""
+    service = store.get_feature_service(service_name)
+    return {p.name: store.get_feature_view(p.name).ttl for p in service.feature_view_projections}

@@ -153,6 +153,8 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
             "flights_known": len(flights),
             "predictions_logged": writer.written if writer else 0,
             "prediction_log_errors": writer.errors if writer else 0,
+            # Requests served with a feature view past its ttl (as missing, like training).
+            "stale_feature_fallbacks": service.resources.stale_fallbacks if service.resources else 0,
         }
 
     @app.get("/version")

@@ -8,7 +8,7 @@ the online store (the latest values, online).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -38,14 +38,20 @@ def entity_keys(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def online_frame(
-    store: Any, service_name: str, views: dict[str, list[str]], rows: pd.DataFrame
+    store: Any,
+    service_name: str,
+    views: dict[str, list[str]],
+    rows: pd.DataFrame,
+    ttls: dict[str, timedelta],
+    now: datetime,
 ) -> pd.DataFrame:
-    """Model inputs for `rows` from Feast's online store (the latest values)."""
+    """Model inputs for `rows` from Feast's online store: the latest values within their view's
+    ttl at `now` (`drop_stale`), as the offline join would give them as of `now`."""
     rows = entity_keys(rows)
     entity_rows = rows[list(ENTITY_KEYS)].to_dict("records")
-    values = store.get_online_features(
-        features=store.get_feature_service(service_name), entity_rows=entity_rows
-    ).to_dict()
+    service = store.get_feature_service(service_name)
+    found = store.get_online_features(features=service, entity_rows=entity_rows)
+    values, _ = drop_stale(found.to_dict(include_event_timestamps=True), views, ttls, now)
     names = [n for ns in views.values() for n in ns]
     features = pd.DataFrame({n: values.get(n, [None] * len(rows)) for n in names}, dtype="float64")
     return model_frame(rows, features, views)
@@ -74,6 +80,38 @@ def as_of_times(scheduled_departure: pd.Series, lead_hours: float, known_until: 
     return prediction.clip(upper=pd.Timestamp(known_until))
 
 
+TIMESTAMP_SUFFIX = "__ts"  # Feast's name for a feature's event time (seconds) in to_dict()
+
+
+def drop_stale(
+    values: dict[str, list], views: dict[str, list[str]], ttls: dict[str, timedelta], now: datetime
+) -> tuple[dict[str, list], int]:
+    """Online values with every feature older than its view's ttl set to None (then missing, with
+    its `<view>_missing` indicator), and how many (view, row) pairs fell back that way.
+
+    Feast's online store returns the latest row whatever its age, while the point-in-time join of
+    training and batch scoring keeps a row only within the view's ttl before the time asked for:
+    a week-old weather row would be served as current online and as missing offline. This is the
+    offline rule at `now`; a view without a ttl (None or 0) never goes stale, as in Feast."""
+    out = {k: list(v) for k, v in values.items() if not k.endswith(TIMESTAMP_SUFFIX)}
+    fallbacks = 0
+    for view, names in views.items():
+        ttl = ttls.get(view)
+        if not ttl:
+            continue
+        oldest = (now - ttl).timestamp()
+        rows = len(out[names[0]]) if names and names[0] in out else 0
+        for i in range(rows):
+            stamps = [values.get(n + TIMESTAMP_SUFFIX, [0] * rows)[i] for n in names]
+            present = [out[n][i] is not None for n in names if n in out]
+            if any(present) and all(ts < oldest for ts in stamps):
+                for n in names:
+                    if n in out:
+                        out[n][i] = None
+                fallbacks += 1
+    return out, fallbacks
+
+
 def _value(values: dict[str, list], name: str) -> float | None:
     found = values.get(name)
     v = found[0] if found else None
@@ -98,8 +136,16 @@ def single_row_inputs(
     return out
 
 
-def online_values(store: Any, service: Any, row: dict[str, Any]) -> dict[str, list]:
-    """Feast online values of one flight's entities (column name -> [value])."""
+def online_values(
+    store: Any,
+    service: Any,
+    row: dict[str, Any],
+    views: dict[str, list[str]],
+    ttls: dict[str, timedelta],
+    now: datetime,
+) -> tuple[dict[str, list], int]:
+    """Feast online values of one flight's entities (column name -> [value]), stale ones dropped
+    (`drop_stale`), and the number of views that fell back to missing for being stale."""
     tailnum = row.get("tailnum")
     entity = {
         "tailnum": UNKNOWN_KEY if tailnum is None or tailnum != tailnum else str(tailnum),
@@ -107,4 +153,5 @@ def online_values(store: Any, service: Any, row: dict[str, Any]) -> dict[str, li
         "origin": row["origin"],
         "dest": row["dest"],
     }
-    return store.get_online_features(features=service, entity_rows=[entity]).to_dict()
+    found = store.get_online_features(features=service, entity_rows=[entity])
+    return drop_stale(found.to_dict(include_event_timestamps=True), views, ttls, now)

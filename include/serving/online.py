@@ -25,6 +25,7 @@ from include.features.store import (
     OnlineStoreConnection,
     online_connection_from_uri,
     open_store,
+    service_ttls,
     service_views,
 )
 from include.serving import prediction_log
@@ -96,8 +97,10 @@ class ServingResources:
     store: Any
     service: Any  # the feature service, looked up once, not per request
     views: dict[str, list[str]]
+    ttls: dict[str, timedelta]  # per view: older online rows are served as missing
     writer: prediction_log.BackgroundWriter
     engine: sa.Engine
+    stale_fallbacks: int = 0  # requests in which a view was past its ttl (served as missing)
 
     def close(self) -> None:
         self.writer.close()
@@ -107,9 +110,10 @@ class ServingResources:
 def open_resources(settings: Settings) -> ServingResources:
     store = open_store(settings, service_online_connection(settings))
     views = service_views(store, FEATURE_SERVICE)
+    ttls = service_ttls(store, FEATURE_SERVICE)
     service = store.get_feature_service(FEATURE_SERVICE)
     eng = prediction_log.engine(settings.prediction_log_url)
-    return ServingResources(store, service, views, prediction_log.BackgroundWriter(eng), eng)
+    return ServingResources(store, service, views, ttls, prediction_log.BackgroundWriter(eng), eng)
 
 
 def request_row(request: PredictRequest, flights: FlightIndex) -> dict[str, Any] | None:
@@ -168,12 +172,18 @@ def predict_one(
     settings: Settings, current: LoadedModel, resources: ServingResources, row: dict[str, Any]
 ) -> dict[str, Any]:
     """Score one flight with the loaded champion, queue its log row, and say what was predicted."""
-    values = online_values(resources.store, resources.service, row)
+    now = datetime.now(UTC)
+    # Staleness on the source's clock (the replay clock in the demo and the tests), as training.
+    as_of = utc_now(settings.clock_now)
+    values, stale = online_values(
+        resources.store, resources.service, row, resources.views, resources.ttls, as_of
+    )
+    if stale:
+        resources.stale_fallbacks += 1
     inputs = single_row_inputs(row, values, resources.views)
     features = {c: inputs[c] for c in current.columns}
     score = float(current.model.predict_proba(pd.DataFrame([features], columns=current.columns))[0, 1])
     request_id = uuid.uuid4().hex
-    now = datetime.now(UTC)
     resources.writer.put([online_record(settings, current, row, features, score, request_id, now)])
     return {
         "flight_id": row["flight_id"],

@@ -123,13 +123,14 @@ def train_model() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from include.core.settings import get_settings
-        from include.monitoring.tables import take_pending_requests
+        from include.monitoring.tables import pending_requests
         from include.training.data import NotEnoughDataError, window_end
         from include.training.steps import open_parent_run, prepare_training_data
 
         settings, params, run_id = get_settings(), context["params"], context["run_id"]
-        # Retraining requests of monitor_model are answered by the next run, whatever triggered it.
-        answered = take_pending_requests(settings, run_id)
+        # Retraining requests of monitor_model are answered by the next run, whatever triggered it;
+        # close_retrain_requests marks them once the run has decided.
+        answered = pending_requests(settings)
         try:
             end = window_end(params.get("window_end"), settings.lake_root)
             days, holdout_days = int(params["window_days"]), int(params["holdout_days"])
@@ -224,14 +225,29 @@ def train_model() -> None:
         )
         return dict(result)
 
+    @task(trigger_rule="none_failed")
+    def close_retrain_requests(**context) -> int:
+        """Mark the retraining requests this run answered as consumed, now that it has decided
+        (deployed, or rejected by the gate or a person). A failed run leaves them pending, so the
+        next run answers them; a retry marks nothing twice."""
+        from include.core.settings import get_settings
+        from include.monitoring.tables import mark_answered
+
+        prepared = context["ti"].xcom_pull(task_ids="prepare_training_data")
+        ids = list(prepared.get("retrain_request_ids") or []) if prepared else []
+        return mark_answered(get_settings(), ids, context["run_id"])
+
     prepared = prepare_training_data()
     grid = plan_candidates()
     candidates = train_candidate.partial(prepared=prepared).expand(spec=grid)
     registered = register_best(candidates, prepared)
     decision = evaluate_gate(prepared, registered)
     path = choose_path(decision)
-    path >> [reject_candidate(decision), approve_deployment, no_approval_required]
-    [approve_deployment, no_approval_required] >> deploy_champion()
+    rejected = reject_candidate(decision)
+    path >> [rejected, approve_deployment, no_approval_required]
+    deployed = deploy_champion()
+    [approve_deployment, no_approval_required] >> deployed
+    [rejected, deployed] >> close_retrain_requests()
 
 
 train_model()

@@ -200,20 +200,15 @@ def record_request(
         return int(key[0])
 
 
-def take_pending_requests(settings: Settings, train_run_id: str) -> list[RetrainRequest]:
-    """Mark every pending retraining request as taken up by this train_model run; return them."""
-    with _connected(settings) as eng, eng.begin() as conn:
+def pending_requests(settings: Settings) -> list[RetrainRequest]:
+    """The retraining requests no finished train_model run has answered yet (read only: a run
+    that reads them and then fails leaves them pending for the next one)."""
+    with _connected(settings) as eng, eng.connect() as conn:
         pending = conn.execute(
-            sa.select(REQUESTS_TABLE).where(
-                REQUESTS_TABLE.c.model_name == settings.model_name, REQUESTS_TABLE.c.status == PENDING
-            )
+            sa.select(REQUESTS_TABLE)
+            .where(REQUESTS_TABLE.c.model_name == settings.model_name, REQUESTS_TABLE.c.status == PENDING)
+            .order_by(REQUESTS_TABLE.c.id)
         ).all()
-        if pending:
-            conn.execute(
-                sa.update(REQUESTS_TABLE)
-                .where(REQUESTS_TABLE.c.id.in_([r.id for r in pending]))
-                .values(status=CONSUMED, consumed_by=train_run_id, consumed_at=datetime.now(UTC))
-            )
     return [
         RetrainRequest(
             id=r.id,
@@ -225,6 +220,20 @@ def take_pending_requests(settings: Settings, train_run_id: str) -> list[Retrain
         )
         for r in pending
     ]
+
+
+def mark_answered(settings: Settings, request_ids: list[int], train_run_id: str) -> int:
+    """Mark the requests a train_model run read as consumed by it, once it has decided; those
+    another run already answered stay as they are. Returns how many were marked (a retry: 0)."""
+    if not request_ids:
+        return 0
+    with _connected(settings) as eng, eng.begin() as conn:
+        done = conn.execute(
+            sa.update(REQUESTS_TABLE)
+            .where(REQUESTS_TABLE.c.id.in_(request_ids), REQUESTS_TABLE.c.status == PENDING)
+            .values(status=CONSUMED, consumed_by=train_run_id, consumed_at=datetime.now(UTC))
+        )
+    return int(done.rowcount or 0)
 
 
 def requests(settings: Settings) -> pd.DataFrame:

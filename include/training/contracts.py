@@ -24,6 +24,7 @@ class PreparedRun(PreparedData):
     """The prepared data with the run's MLflow parent run (prepare_training_data)."""
 
     parent_run_id: str
+    retrain_request_ids: list[int]  # monitor_model's requests this run answers (marked at its end)
 
 
 class CandidateResult(TypedDict):

@@ -124,7 +124,7 @@ def open_parent_run(
         with_requests["retrain_requests"] = json.dumps(answered)[:4000]
         log.info("answering retraining requests of monitor_model: %s", answered)
     parent = start_parent_run(settings, prepared, with_requests, params)
-    return {**prepared, "parent_run_id": parent}
+    return {**prepared, "parent_run_id": parent, "retrain_request_ids": [int(r["id"]) for r in answered]}
 
 
 # --- train_candidate -------------------------------------------------------------------------

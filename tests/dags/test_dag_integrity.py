@@ -46,6 +46,7 @@ EXPECTED_TASKS = {
         "approve_deployment",
         "no_approval_required",
         "deploy_champion",
+        "close_retrain_requests",
     },
     "score_flights": {"score_next_day"},
     "rollback_model": {"rollback_champion"},

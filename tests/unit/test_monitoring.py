@@ -259,10 +259,17 @@ def test_the_tables_keep_one_verdict_per_check_and_day_and_hand_out_requests_onc
     assert history["check"].tolist() == [FEATURE_DRIFT] and history["breached"].tolist() == [1]
     assert sorted(tables.metrics_history(settings, "1")["name"]) == ["psi.temp_f", "value"]
     tables.record_request(settings, "1", day, ["feature_drift breached"], None, "monitor run")
-    taken = tables.take_pending_requests(settings, "train run")
-    assert [(r["model_version"], r["day"], r["reasons"]) for r in taken] == [
+    read = tables.pending_requests(settings)
+    assert [(r["model_version"], r["day"], r["reasons"]) for r in read] == [
         ("1", "2013-12-09", ["feature_drift breached"])
     ]
-    assert tables.take_pending_requests(settings, "another train run") == []
+    # A run that read them and failed marked nothing: the next run reads them again.
+    assert tables.pending_requests(settings) == read
+    last = tables.last_request(settings)
+    assert last is not None and last.status == "pending"
+    assert tables.mark_answered(settings, [r["id"] for r in read], "train run") == 1
+    assert tables.mark_answered(settings, [r["id"] for r in read], "its retry") == 0  # once
+    assert tables.pending_requests(settings) == []
     last = tables.last_request(settings)
     assert last is not None and last.status == "consumed"
+    assert tables.requests(settings)["consumed_by"].tolist() == ["train run"]

@@ -113,12 +113,35 @@ def read_interval(
             f"source clock's now ({now.isoformat()}): extracting it now would give a partial "
             "partition. Next step: wait until the interval has ended, then clear this task."
         )
-    check_schema(engine, table, start, end)
     stmt = select_interval(table, start, end)
-    with engine.connect() as conn:
-        result = conn.execute(stmt)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    try:
+        check_schema(engine, table, start, end)
+        with engine.connect() as conn:
+            result = conn.execute(stmt)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    except sa.exc.OperationalError as exc:
+        raise SourceUnavailableError(read_failed_message(engine, table, start, end, exc)) from exc
     return conform(frame, table)
+
+
+def read_failed_message(
+    engine: sa.Engine, table: SourceTable, start: datetime, end: datetime, exc: BaseException
+) -> str:
+    """The message of a read the database refused after it answered (a lock, a restart)."""
+    cause = getattr(exc, "orig", None) or exc
+    locked = "locked" in str(cause).lower()
+    return (
+        f"reading {table.name!r} for interval {interval_key(start, end)} from the source "
+        f"({engine.url.render_as_string(hide_password=True)}) failed: {cause.__class__.__name__}: {cause}. "
+        + (
+            "The source database is locked by another writer (SQLite allows one at a time). "
+            if locked
+            else ""
+        )
+        + "Nothing was written. The task retries with backoff; if it keeps failing, see README, "
+        "On call, row 'SourceUnavailableError' (find the process that holds the database, or the "
+        "server's log), then clear the task."
+    )
 
 
 def extract_to_lake(

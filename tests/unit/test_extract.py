@@ -108,3 +108,25 @@ def test_unreachable_server_names_the_connection():
         ensure_reachable(engine, "flights_source")
     assert "flights_source" in str(err.value)
     assert "secret" not in str(err.value)
+
+
+def test_a_locked_source_is_a_retryable_error_that_says_so(source_engine, insert):
+    import sqlite3
+
+    insert(WEATHER_OBSERVATIONS, weather_rows([START]))
+    path = source_engine.url.database
+    impatient = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    assert len(read_interval(impatient, WEATHER_OBSERVATIONS, START, END, NOW)) == 1  # control
+    locker = sqlite3.connect(path)
+    locker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        with pytest.raises(SourceUnavailableError) as err:
+            read_interval(impatient, WEATHER_OBSERVATIONS, START, END, NOW)
+    finally:
+        locker.rollback()
+        locker.close()
+        impatient.dispose()
+    message = str(err.value)
+    assert "'weather_observations'" in message and "20261110T0000Z_20261111T0000Z" in message
+    assert "locked by another writer" in message and "On call" in message and "retries" in message
+    assert not isinstance(err.value, SourceSchemaError)  # not a contract error: it is retried

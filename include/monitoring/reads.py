@@ -8,6 +8,8 @@ in the monitoring folder once downloaded, with its yardstick of day-to-day varia
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -119,10 +121,18 @@ def reference_folder(settings: Settings, version: str) -> Path:
 
 
 def load_reference(settings: Settings, version: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The reference of a registered version, downloaded once into the monitoring folder."""
+    """The reference of a registered version, downloaded once into the monitoring folder.
+
+    The download goes to a temporary folder beside it, then each file is renamed into place, the
+    meta last: a task killed in the middle leaves no half file that a later run would take for
+    the cache (the meta's presence says the frame beside it is whole)."""
     folder = reference_folder(settings, version)
     if not (folder / REFERENCE_FILE).exists() or not (folder / REFERENCE_META).exists():
-        fetch_reference(settings, version, folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-") as tmp:
+            fetch_reference(settings, version, Path(tmp))
+            os.replace(Path(tmp) / REFERENCE_FILE, folder / REFERENCE_FILE)
+            os.replace(Path(tmp) / REFERENCE_META, folder / REFERENCE_META)
     meta = json.loads((folder / REFERENCE_META).read_text())
     return pd.read_parquet(folder / REFERENCE_FILE), meta
 

@@ -273,3 +273,35 @@ def test_the_tables_keep_one_verdict_per_check_and_day_and_hand_out_requests_onc
     last = tables.last_request(settings)
     assert last is not None and last.status == "consumed"
     assert tables.requests(settings)["consumed_by"].tolist() == ["train run"]
+
+
+def test_a_reference_download_killed_in_the_middle_leaves_no_cache_a_later_run_would_trust(
+    tmp_path, monkeypatch
+):
+    from include.core.settings import get_settings
+    from include.monitoring import reads
+    from include.training.reference import REFERENCE_FILE, REFERENCE_META
+
+    monkeypatch.setenv("MLOPS_DATA_DIR", str(tmp_path))
+    settings = get_settings()
+    frame = pd.DataFrame({"temp_f": [40.0, 50.0], "score": [0.1, 0.9], "day": ["2013-12-01", "2013-12-02"]})
+
+    def killed(settings, version, folder):
+        (folder / REFERENCE_FILE).write_bytes(b"PAR1 half a file")  # the download stops here
+        raise KeyboardInterrupt("SIGKILL")
+
+    def whole(settings, version, folder):
+        frame.to_parquet(folder / REFERENCE_FILE, index=False)
+        (folder / REFERENCE_META).write_text('{"rows": 2}')
+
+    monkeypatch.setattr(reads, "fetch_reference", killed)
+    with pytest.raises(KeyboardInterrupt):
+        reads.load_reference(settings, "3")
+    folder = reads.reference_folder(settings, "3")
+    assert list(folder.iterdir()) == [] and [p.name for p in folder.parent.iterdir()] == ["3"]
+
+    monkeypatch.setattr(reads, "fetch_reference", whole)  # the retry downloads it whole
+    got, meta = reads.load_reference(settings, "3")
+    assert got.equals(frame) and meta == {"rows": 2}
+    monkeypatch.setattr(reads, "fetch_reference", killed)  # control: a whole cache is used as is
+    assert reads.load_reference(settings, "3")[0].equals(frame)

@@ -319,15 +319,21 @@ def register_best(
     if not done:
         raise NoCandidateError("no candidate finished: see the failed train_candidate tasks' logs")
     best = max(done, key=lambda c: (c["metrics"]["roc_auc"], -c["size_mb"]))
-    tracking.client(settings)
+    client = tracking.client(settings)
     with tracking.registry_call(f"register {best['name']} as a version of {settings.model_name}"):
-        mv = mlflow.register_model(
-            best["model_uri"],
-            settings.model_name,
-            tags={"candidate": best["name"], "run_id": best["run_id"], "parent_run_id": parent_run_id},
-        )
+        # A retry of this task (killed after registering) finds its version instead of adding one.
+        query = f"name = '{settings.model_name}' and run_id = '{best['run_id']}'"
+        already = client.search_model_versions(query)
+        if already:
+            mv = min(already, key=lambda v: int(v.version))
+            log.info("%s version %s already holds this run's model: reused", settings.model_name, mv.version)
+        else:
+            mv = mlflow.register_model(
+                best["model_uri"],
+                settings.model_name,
+                tags={"candidate": best["name"], "run_id": best["run_id"], "parent_run_id": parent_run_id},
+            )
         tracking.set_alias(settings, CHALLENGER, str(mv.version), run_id=best["run_id"])
-        client = tracking.client(settings)
         client.set_tag(parent_run_id, "best_candidate", best["name"])
         client.set_tag(parent_run_id, "registered_version", str(mv.version))
     ranking = sorted(done, key=lambda c: -c["metrics"]["roc_auc"])

@@ -411,3 +411,45 @@ def test_skops_name_lookups_on_airflow_shims_stay_out_of_task_logs() -> None:
         assert caught == []
         getattr(shim, "airy", None)
     assert any("airflow.utils.timezone.airy" in str(w.message) for w in caught)
+
+
+def test_a_retried_register_best_reuses_its_version_instead_of_registering_twice(local_mlflow):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from include.training.steps import register_best
+
+    settings = local_mlflow
+    x, _ = frame(5)
+    tracking.client(settings)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(settings)) as parent:
+        pass
+    with mlflow.start_run(experiment_id=tracking.experiment_id(settings)) as child:
+        info = mlflow.sklearn.log_model(
+            fitted_logistic(),
+            name="model",
+            pip_requirements=["scikit-learn"],
+            signature=infer_signature(x, np.zeros(5)),
+        )
+    candidate = {
+        "name": "logistic_regression",
+        "spec": {"model": "logistic_regression"},
+        "run_id": child.info.run_id,
+        "model_uri": info.model_uri,
+        "metrics": {"roc_auc": 0.7},
+        "size_mb": 0.1,
+        "latency_ms": 1.0,
+    }
+    first = register_best(settings, [candidate], parent.info.run_id)
+    again = register_best(settings, [candidate], parent.info.run_id)  # the task's retry
+    versions = tracking.client(settings).search_model_versions(f"name = '{settings.model_name}'")
+    assert first["version"] == again["version"] and len(versions) == 1
+    other = {**candidate, "run_id": parent.info.run_id}  # control: another run's model is a new version
+    with mlflow.start_run(run_id=parent.info.run_id):
+        other["model_uri"] = mlflow.sklearn.log_model(
+            fitted_logistic(),
+            name="model",
+            pip_requirements=["scikit-learn"],
+            signature=infer_signature(x, np.zeros(5)),
+        ).model_uri
+    assert register_best(settings, [other], parent.info.run_id)["version"] != first["version"]

@@ -181,7 +181,20 @@ def last_request(settings: Settings) -> RetrainRequestRecord | None:
 def record_request(
     settings: Settings, version: str, day: date, reasons: list[str], report: str | None, run_id: str | None
 ) -> int:
+    """Store a retraining request; returns its id. A retry of the same monitor_model run (killed
+    after storing it, before its asset event) gets the id it stored, not a second request."""
     with _connected(settings) as eng, eng.begin() as conn:
+        if run_id is not None:
+            stored = conn.execute(
+                sa.select(REQUESTS_TABLE.c.id).where(
+                    REQUESTS_TABLE.c.model_name == settings.model_name,
+                    REQUESTS_TABLE.c.model_version == str(version),
+                    REQUESTS_TABLE.c.day == day,
+                    REQUESTS_TABLE.c.requested_by == run_id,
+                )
+            ).first()
+            if stored is not None:
+                return int(stored.id)
         result = conn.execute(
             sa.insert(REQUESTS_TABLE).values(
                 created_at=datetime.now(UTC),

@@ -258,7 +258,9 @@ def test_the_tables_keep_one_verdict_per_check_and_day_and_hand_out_requests_onc
     history = tables.checks_history(settings, "1")
     assert history["check"].tolist() == [FEATURE_DRIFT] and history["breached"].tolist() == [1]
     assert sorted(tables.metrics_history(settings, "1")["name"]) == ["psi.temp_f", "value"]
-    tables.record_request(settings, "1", day, ["feature_drift breached"], None, "monitor run")
+    first = tables.record_request(settings, "1", day, ["feature_drift breached"], None, "monitor run")
+    # The same monitor run retried (killed before its asset event): the same request, not a second.
+    assert tables.record_request(settings, "1", day, ["feature_drift breached"], None, "monitor run") == first
     read = tables.pending_requests(settings)
     assert [(r["model_version"], r["day"], r["reasons"]) for r in read] == [
         ("1", "2013-12-09", ["feature_drift breached"])
@@ -273,6 +275,8 @@ def test_the_tables_keep_one_verdict_per_check_and_day_and_hand_out_requests_onc
     last = tables.last_request(settings)
     assert last is not None and last.status == "consumed"
     assert tables.requests(settings)["consumed_by"].tolist() == ["train run"]
+    # Control: another monitor run's request is a new one.
+    assert tables.record_request(settings, "1", day, ["feature_drift breached"], None, "next run") != first
 
 
 def test_a_reference_download_killed_in_the_middle_leaves_no_cache_a_later_run_would_trust(

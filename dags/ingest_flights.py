@@ -94,7 +94,9 @@ def ingest_flights() -> None:
         return info.as_dict()
 
     @task
-    def validate_table(table_name: str, raw: dict, airports: dict, airlines: dict, **context) -> dict:
+    def validate_table(
+        table_name: str, raw: dict, airports: dict, airlines: dict, planes: dict, **context
+    ) -> dict:
         """Check one raw partition, then publish it, split out bad rows, or quarantine it."""
         import logging
 
@@ -115,6 +117,7 @@ def ingest_flights() -> None:
             force_reason=force_reason_from_params(context["params"]),
             session=GxSession(settings.data_docs_root, settings.validation_results_root),
             log=logging.getLogger("airflow.task"),
+            planes_path=planes["path"],
         )
         assets.emit(context, assets.VALIDATED[table_name], summary)
         return dict(summary)
@@ -127,7 +130,7 @@ def ingest_flights() -> None:
     }
     for table_name in assets.VALIDATED:
         validate_table.override(task_id=f"validate_{table_name}", outlets=[assets.VALIDATED[table_name]])(
-            table_name, raw[table_name], raw["airports"], raw["airlines"]
+            table_name, raw[table_name], raw["airports"], raw["airlines"], raw["planes"]
         )
 
 

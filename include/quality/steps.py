@@ -22,7 +22,7 @@ from include.quality.normalize import normalize_codes
 from include.quality.release import ReleaseDecision, ReleaseResult, release
 from include.quality.suites import suite_for
 from include.quality.validation import Failure, ValidationOutcome, block_message, read_raw, validate_frame
-from include.source.dataset import AIRLINES, AIRPORTS, SourceTable
+from include.source.dataset import AIRLINES, AIRPORTS, PLANES, SourceTable
 
 
 class ValidationSummary(TypedDict):
@@ -62,6 +62,14 @@ def reference_codes(airports_path: str | Path, airlines_path: str | Path) -> tup
     airports, _ = normalize_codes(read_table(airports_path, columns=["faa"]).to_pandas(), AIRPORTS)
     carriers, _ = normalize_codes(read_table(airlines_path, columns=["carrier"]).to_pandas(), AIRLINES)
     return set(airports["faa"].dropna()), set(carriers["carrier"].dropna())
+
+
+def known_tails(planes_path: str | Path | None) -> set[str] | None:
+    """Tail numbers of the interval's planes snapshot (canonical), or None without one."""
+    if planes_path is None:
+        return None
+    planes, _ = normalize_codes(read_table(planes_path, columns=["tailnum"]).to_pandas(), PLANES)
+    return set(planes["tailnum"].dropna())
 
 
 def expected_rows_from_history(
@@ -151,6 +159,7 @@ def validate_partition(
     force_reason: str | None = None,
     session: GxSession | None = None,
     log: logging.Logger | None = None,
+    planes_path: str | Path | None = None,
 ) -> ValidationSummary:
     """Validate one raw partition, then publish / split / quarantine it (see `release`).
 
@@ -166,9 +175,8 @@ def validate_partition(
             table.name,
             normalized,
         )
-    checks = suite_for(
-        table, start, end, airports, carriers, expected_rows_from_history(lake_root, table, start, end)
-    )
+    expected = expected_rows_from_history(lake_root, table, start, end)
+    checks = suite_for(table, start, end, airports, carriers, expected, known_tails(planes_path))
     key = interval_key(start, end)
     outcome = validate_frame(session or GxSession(), table, schema, raw, checks, run_name=key)
     if outcome.docs_page:

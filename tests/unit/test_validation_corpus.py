@@ -42,6 +42,7 @@ def data():
         "outcomes": conform(outc, FLIGHT_OUTCOMES),
         "airports": set(frames.airports["faa"]),
         "carriers": set(frames.airlines["carrier"]),
+        "tails": set(frames.planes["tailnum"]),
     }
 
 
@@ -50,11 +51,11 @@ def session():
     return GxSession()
 
 
-def run(tmp_path, session, data, table, frame, expected_rows=None):
+def run(tmp_path, session, data, table, frame, expected_rows=None, tails=None):
     path = tmp_path / "part.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
     schema, raw = read_raw(path)
-    checks = suite_for(table, START, END, data["airports"], data["carriers"], expected_rows)
+    checks = suite_for(table, START, END, data["airports"], data["carriers"], expected_rows, tails)
     return validate_frame(session, table, schema, raw, checks)
 
 
@@ -197,6 +198,17 @@ def test_codes_with_stray_spaces_or_case_are_the_same_codes_once_normalized(tmp_
     out = run(tmp_path, session, data, FLIGHT_SCHEDULES, canonical)
     assert out.decision == "publish" and changed == {"origin": 1, "carrier": 1}
     assert canonical.loc[0, "origin"] == sched(data).loc[0, "origin"]
+
+
+def test_a_day_of_mostly_unknown_tail_numbers_warns_and_publishes(tmp_path, session, data):
+    frame = sched(data)
+    usual = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame, tails=data["tails"])  # ~85 % known
+    assert usual.decision == "publish" and "unknown_tails" not in {f.reason for f in usual.warnings}
+
+    frame["tailnum"] = frame["tailnum"].where(frame.index % 2 == 0, "N0NE" + frame.index.astype(str))
+    out = run(tmp_path, session, data, FLIGHT_SCHEDULES, frame, tails=data["tails"])
+    assert out.decision == "publish" and "unknown_tails" in {f.reason for f in out.warnings}
+    assert out.summary()["quarantined_rows"] == 0
 
 
 def test_rows_of_another_day_are_quarantined_and_many_block(tmp_path, session, data):

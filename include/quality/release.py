@@ -5,7 +5,9 @@
 - block: the raw file is copied to quarantine, nothing is published, unless a force reason is
   given (an on-call override): then every row is published and the reason recorded next to the
   quarantine record.
-Nothing disappears: raw rows = published + quarantined rows.
+Nothing disappears: raw rows = published + quarantined rows, and the rows quarantined at
+extraction (include/source/extract.py, beside them in the same folder) are counted as quarantined.
+A forced publish cannot publish those: their values never conformed.
 """
 
 from __future__ import annotations
@@ -100,15 +102,16 @@ def release(
     record = quarantine_record(outcome, raw_path, start, end)
     if outcome.decision == "block" and not force_reason:
         quarantine_raw_file(qdir, raw_path, record)
-        return ReleaseResult("block", None, qdir, 0, len(raw))
+        return ReleaseResult("block", None, qdir, 0, len(raw) + outcome.extraction_quarantined)
     if outcome.decision == "block":
         record["forced_publish_reason"] = force_reason
     good, bad = split_rows(outcome, raw)
     info = write_partition(
         conform(good[table.column_names], table), table, lake_root, "validated", start, end
     )
-    kept = bool(len(bad) or force_reason)
+    kept = bool(len(bad) or force_reason or outcome.extraction_quarantined)
     if kept:
         quarantine_rows(qdir, bad, record)
     decision: ReleaseDecision = "forced" if force_reason and outcome.decision == "block" else outcome.decision
-    return ReleaseResult(decision, info.path, qdir if kept else None, info.rows, len(bad), force_reason)
+    quarantined = len(bad) + outcome.extraction_quarantined
+    return ReleaseResult(decision, info.path, qdir if kept else None, info.rows, quarantined, force_reason)

@@ -7,6 +7,7 @@ publish / split / quarantine: release.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from collections.abc import Mapping
@@ -16,13 +17,21 @@ from typing import Any, TypedDict
 
 from include.core.errors import PartitionQuarantinedError
 from include.lake import storage
-from include.lake.partitions import interval_key, parquet_rows, partition_url, read_table
+from include.lake.partitions import interval_folder, interval_key, parquet_rows, partition_url, read_table
 from include.quality.gx_session import GxSession
 from include.quality.normalize import normalize_codes
 from include.quality.release import ReleaseDecision, ReleaseResult, release
 from include.quality.suites import suite_for
-from include.quality.validation import Failure, ValidationOutcome, block_message, read_raw, validate_frame
+from include.quality.validation import (
+    Failure,
+    ValidationOutcome,
+    block_message,
+    read_raw,
+    validate_frame,
+    with_extraction,
+)
 from include.source.dataset import AIRLINES, AIRPORTS, PLANES, SourceTable
+from include.source.extract import EXTRACT_RECORD
 
 
 class ValidationSummary(TypedDict):
@@ -70,6 +79,17 @@ def known_tails(planes_path: str | Path | None) -> set[str] | None:
         return None
     planes, _ = normalize_codes(read_table(planes_path, columns=["tailnum"]).to_pandas(), PLANES)
     return set(planes["tailnum"].dropna())
+
+
+def extraction_record(
+    lake_root: str | Path, table: SourceTable, start: datetime, end: datetime
+) -> dict[str, Any] | None:
+    """The interval's record of rows quarantined at extraction (`extract.json`), if any."""
+    path = storage.join(interval_folder(lake_root, "quarantine", table.name, start, end), EXTRACT_RECORD)
+    if not storage.is_file(path):
+        return None
+    record: dict[str, Any] = json.loads(storage.read_bytes(path))
+    return record
 
 
 def expected_rows_from_history(
@@ -179,6 +199,7 @@ def validate_partition(
     checks = suite_for(table, start, end, airports, carriers, expected, known_tails(planes_path))
     key = interval_key(start, end)
     outcome = validate_frame(session or GxSession(), table, schema, raw, checks, run_name=key)
+    outcome = with_extraction(outcome, extraction_record(lake_root, table, start, end))
     if outcome.docs_page:
         log.info("%s: Data Docs page of this validation: %s", table.name, outcome.docs_page)
     log_failures(log, table.name, outcome.failures)

@@ -10,7 +10,7 @@ published + quarantined rows (include/quality/release.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -59,6 +59,7 @@ class ValidationOutcome:
     row_reasons: pd.Series | None = None  # reason code per quarantined row index
     suite_version: str = SUITE_VERSION
     docs_page: str | None = None  # this validation's Data Docs page, when a site is kept
+    extraction_quarantined: int = 0  # the interval's rows quarantined at extraction (not in raw)
 
     @property
     def blocking(self) -> list[Failure]:
@@ -69,15 +70,18 @@ class ValidationOutcome:
         return [f for f in self.failures if f.policy == "warn"]
 
     def summary(self) -> OutcomeSummary:
-        quarantined = 0 if self.row_reasons is None else len(self.row_reasons)
+        """Counts over the interval's rows read from the source: the raw partition's rows and
+        those quarantined at extraction (published + quarantined = rows)."""
+        rows = self.rows + self.extraction_quarantined
+        quarantined = self.extraction_quarantined + (0 if self.row_reasons is None else len(self.row_reasons))
         if self.decision == "block":
-            quarantined = self.rows
+            quarantined = rows
         return {
             "table": self.table,
             "decision": self.decision,
             "success": self.decision != "block",
-            "rows": self.rows,
-            "published_rows": self.rows - quarantined,
+            "rows": rows,
+            "published_rows": rows - quarantined,
             "quarantined_rows": quarantined,
             "failed": sorted({f.reason for f in self.failures}),
             "suite_version": self.suite_version,
@@ -203,6 +207,52 @@ def validate_frame(
     decision, failures = decide(failures, row_reasons, len(frame), max_row_share)
     reasons = pd.Series(row_reasons, dtype="string").sort_index() if row_reasons else None
     return ValidationOutcome(table.name, decision, len(frame), failures, reasons, docs_page=docs_page)
+
+
+def with_extraction(
+    outcome: ValidationOutcome, record: dict[str, Any] | None, max_row_share: float = 0.05
+) -> ValidationOutcome:
+    """The outcome with the rows quarantined at extraction (their `extract.json` record) counted:
+    one row failure per reason code; a publish becomes a split, and the row-share limit counts
+    them with the rows the checks failed."""
+    if not record or not record.get("quarantined_rows"):
+        return outcome
+    count = int(record["quarantined_rows"])
+    columns = record.get("columns") or {}
+    failures = [
+        Failure(reason, "row", "extraction", next(iter(columns)) if len(columns) == 1 else None, n, [])
+        for reason, n in sorted((record.get("reasons") or {}).items())
+    ]
+    for failure in failures:
+        failure.sample = [
+            str(row.get(row.get("quarantine_column") or "", ""))
+            for row in record.get("sample") or []
+            if row.get("quarantine_reason") == failure.reason
+        ][:5]
+    bad = count + (0 if outcome.row_reasons is None else len(outcome.row_reasons))
+    rows = outcome.rows + count
+    decision: Decision = outcome.decision
+    extra: list[Failure] = []
+    if decision != "block" and bad > max_row_share * rows:
+        decision = "block"
+        extra = [
+            Failure(
+                "row_share_exceeded",
+                "block",
+                "policy",
+                None,
+                bad,
+                [f"{bad} of {rows} rows failed (extraction included); limit {max_row_share:.0%}"],
+            )
+        ]
+    elif decision == "publish":
+        decision = "split"
+    return replace(
+        outcome,
+        decision=decision,
+        failures=[*outcome.failures, *failures, *extra],
+        extraction_quarantined=count,
+    )
 
 
 def block_message(outcome: ValidationOutcome, interval: str, quarantine: str, docs: str | None) -> str:

@@ -9,10 +9,13 @@ include/source/dataset.py, so a changed source fails with a message that says wh
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -21,7 +24,16 @@ from include.core.clock import utc_now
 from include.core.errors import SourceSchemaError
 from include.core.schema import SourceTable
 from include.core.settings import Settings
-from include.lake.partitions import PartitionInfo, conform, interval_key, write_partition
+from include.lake import storage
+from include.lake.partitions import (
+    PartitionInfo,
+    interval_folder,
+    interval_key,
+    write_frame_atomic,
+    write_partition,
+    write_text_atomic,
+)
+from include.source.conformance import REASON_SOURCE_COLUMN, conform_source_rows, parse_times, reason_counts
 from include.source.database import SourceUnavailableError, ensure_reachable, sa_table
 
 log = logging.getLogger(__name__)
@@ -87,24 +99,112 @@ def check_schema(engine: sa.Engine, table: SourceTable, start: datetime, end: da
         )
 
 
-def select_interval(table: SourceTable, start: datetime, end: datetime) -> sa.Select:
+# What SQLAlchemy writes into SQLite for a DateTime: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC). SQLite
+# compares text, so an interval's bounds select only values of exactly this form; any other
+# (another format, a number, NULL) would silently miss every interval.
+_SQLITE_CANONICAL_TIME = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    ".[0-9][0-9][0-9][0-9][0-9][0-9]"
+)
+NONCANONICAL = "_noncanonical"
+
+
+def _noncanonical_time(ts: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+    """The rows whose event time the database cannot compare with the interval's bounds."""
+    if dialect == "sqlite":
+        text = sa.type_coerce(ts, sa.Text)
+        return sa.or_(
+            ts.is_(None),
+            sa.func.typeof(ts) != "text",
+            sa.not_(text.op("GLOB", is_comparison=True)(sa.literal(_SQLITE_CANONICAL_TIME, sa.Text))),
+        )
+    return ts.is_(None)  # a typed timestamp column holds only comparable values or NULL
+
+
+def _as_read(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """A column in a form whose fetch cannot fail: SQLite's bytes (its text is not checked to be
+    UTF-8, and a column of any declared type may hold any value), a typed server's text."""
+    if dialect == "sqlite":
+        return sa.cast(col, sa.LargeBinary).label(col.key)
+    return sa.cast(col, sa.Text).label(col.key)
+
+
+def select_interval(table: SourceTable, start: datetime, end: datetime, dialect: str = "sqlite") -> sa.Select:
     """The parameterized query for one interval (event tables) or a full snapshot (reference).
 
-    No bound on the clock's now here: `read_interval` refuses an interval that ends after it,
-    so every row before `end` is also at or before now."""
+    Every value comes back as bytes or text (see `_as_read`). Event tables also get every row
+    whose event time the database cannot compare (flag `_noncanonical`), which `place_rows`
+    places by its parsed time or quarantines. No bound on the clock's now here: `read_interval`
+    refuses an interval that ends after it, so every row before `end` is also at or before now."""
     t = sa_table(table)
-    stmt = sa.select(*[t.c[name] for name in table.column_names])
+    stmt = sa.select(*[_as_read(t.c[name], dialect) for name in table.column_names])
+    if table.kind == "event":
+        assert table.event_time is not None
+        ts = t.c[table.event_time]
+        odd = _noncanonical_time(ts, dialect)
+        stmt = stmt.add_columns(sa.case((odd, 1), else_=0).label(NONCANONICAL))
+        stmt = stmt.where(sa.or_(sa.and_(ts >= start, ts < end), odd))
+    return stmt.order_by(*[t.c[k] for k in table.key])
+
+
+def count_interval(table: SourceTable, start: datetime, end: datetime) -> sa.Select:
+    """The source's own row count for the interval (by the database's comparison), recorded
+    beside what was extracted so that a difference is visible."""
+    t = sa_table(table)
+    stmt = sa.select(sa.func.count()).select_from(t)
     if table.kind == "event":
         assert table.event_time is not None
         ts = t.c[table.event_time]
         stmt = stmt.where(ts >= start, ts < end)
-    return stmt.order_by(*[t.c[k] for k in table.key])
+    return stmt
 
 
-def read_interval(
+@dataclass
+class IntervalRows:
+    """One interval's rows as read from the source.
+
+    rows: conformed, for the raw zone; rejected: the interval's rows with a value that did not
+    conform (text as sent, reason code), quarantined with the interval; unplaced: rows whose
+    event time cannot be read, so they belong to no interval (quarantined apart, seen by every
+    extraction); source_rows: the database's own count for the interval; placed: rows the
+    database could not compare but whose parsed event time lies in the interval."""
+
+    rows: pd.DataFrame
+    rejected: pd.DataFrame
+    unplaced: pd.DataFrame
+    source_rows: int
+    placed: int
+
+    @property
+    def read_rows(self) -> int:
+        """The interval's rows read: raw + quarantined with the interval."""
+        return len(self.rows) + len(self.rejected)
+
+
+def place_rows(
+    table: SourceTable, raw: pd.DataFrame, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(the interval's rows, the unplaced rows, how many rows were placed by their parsed time).
+
+    Rows the database selected by the interval's bounds stay in it whatever their values. A row
+    it could not compare (event time in another form) is parsed here: inside [start, end) it
+    joins the interval; outside, it is another interval's; unreadable, it is unplaced."""
+    if NONCANONICAL not in raw:
+        return raw, raw.iloc[0:0], 0
+    odd = raw[NONCANONICAL].astype(bool).to_numpy()
+    assert table.event_time is not None
+    times = parse_times(raw[table.event_time].tolist())
+    inside = ((times >= start) & (times < end)).to_numpy()
+    unreadable = times.isna().to_numpy()
+    columns = table.column_names
+    placed = odd & inside
+    return raw.loc[~odd | placed, columns], raw.loc[odd & unreadable, columns], int(placed.sum())
+
+
+def read_interval_rows(
     engine: sa.Engine, table: SourceTable, start: datetime, end: datetime, now: datetime
-) -> pd.DataFrame:
-    """Rows of one interval, conformed to the declared types and sorted by key."""
+) -> IntervalRows:
+    """Rows of one interval, conformed and placed (see `IntervalRows`); no value can fail it."""
     if end <= start:
         raise ValueError(f"empty or inverted interval [{start}, {end})")
     if table.kind == "event" and end > now:
@@ -113,15 +213,33 @@ def read_interval(
             f"source clock's now ({now.isoformat()}): extracting it now would give a partial "
             "partition. Next step: wait until the interval has ended, then clear this task."
         )
-    stmt = select_interval(table, start, end)
+    dialect = engine.dialect.name
+    stmt = select_interval(table, start, end, dialect)
     try:
         check_schema(engine, table, start, end)
-        with engine.connect() as conn:
+        options = {"isolation_level": "REPEATABLE READ"} if dialect == "postgresql" else {}
+        with engine.connect().execution_options(**options) as conn:  # one snapshot for both
+            source_rows = int(conn.execute(count_interval(table, start, end)).scalar_one())
             result = conn.execute(stmt)
             frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     except sa.exc.OperationalError as exc:
         raise SourceUnavailableError(read_failed_message(engine, table, start, end, exc)) from exc
-    return conform(frame, table)
+    in_interval, unplaced, placed = place_rows(table, frame, start, end)
+    conformed = conform_source_rows(in_interval, table)
+    return IntervalRows(
+        rows=conformed.rows,
+        rejected=conformed.rejected,
+        unplaced=conform_source_rows(unplaced, table).rejected,
+        source_rows=source_rows,
+        placed=placed,
+    )
+
+
+def read_interval(
+    engine: sa.Engine, table: SourceTable, start: datetime, end: datetime, now: datetime
+) -> pd.DataFrame:
+    """The conformed rows of one interval, sorted by key (see `read_interval_rows`)."""
+    return read_interval_rows(engine, table, start, end, now).rows
 
 
 def read_failed_message(
@@ -144,6 +262,96 @@ def read_failed_message(
     )
 
 
+@dataclass(frozen=True)
+class ExtractionInfo:
+    """What extract_<table> wrote: the raw partition and the counts that account for every row
+    (small enough for XCom and the raw asset event's extra).
+
+    The interval's rows read = raw rows + quarantined_rows; source_rows is the database's own
+    count for the interval, which differs from rows read only by placed_rows (rows whose event
+    time the database could not compare, placed by their parsed time); unplaced_rows belong to
+    no interval."""
+
+    partition: PartitionInfo
+    source_rows: int
+    quarantined_rows: int
+    unplaced_rows: int
+    placed_rows: int
+    reasons: dict[str, int]
+    quarantine_path: str | None
+    unplaced_path: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.partition.rows
+
+    @property
+    def path(self) -> str:
+        return self.partition.path
+
+    @property
+    def sha256(self) -> str:
+        return self.partition.sha256
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.partition.as_dict(),
+            "source_rows": self.source_rows,
+            "extract_quarantined_rows": self.quarantined_rows,
+            "unplaced_rows": self.unplaced_rows,
+            "placed_rows": self.placed_rows,
+            "extract_reasons": dict(self.reasons),
+            "extract_quarantine_path": self.quarantine_path,
+            "unplaced_path": self.unplaced_path,
+        }
+
+
+EXTRACT_ROWS = "extract_rows.parquet"
+EXTRACT_RECORD = "extract.json"
+
+
+def extraction_record(
+    table: SourceTable, start: datetime, end: datetime, rows: IntervalRows
+) -> dict[str, Any]:
+    """What `extract.json` beside the quarantined rows says (no clock in it: a rerun on the same
+    source writes the same bytes)."""
+    return {
+        "table": table.name,
+        "interval_start": start.isoformat(),
+        "interval_end": end.isoformat(),
+        "source_rows": rows.source_rows,
+        "read_rows": rows.read_rows,
+        "raw_rows": len(rows.rows),
+        "quarantined_rows": len(rows.rejected),
+        "placed_rows": rows.placed,
+        "reasons": reason_counts(rows.rejected),
+        "columns": dict(sorted(Counter(rows.rejected[REASON_SOURCE_COLUMN].tolist()).items())),
+        "sample": rows.rejected.head(5)
+        .astype(object)
+        .where(rows.rejected.head(5).notna(), None)
+        .to_dict("records"),
+    }
+
+
+def write_rejected(folder: str, rejected: pd.DataFrame, record: dict[str, Any]) -> str | None:
+    """Store (or clear, when there are none) the rows quarantined at extraction in `folder`.
+
+    The record goes last: a reader that finds it finds the rows it counts."""
+    rows_path, record_path = storage.join(folder, EXTRACT_ROWS), storage.join(folder, EXTRACT_RECORD)
+    if not len(rejected):
+        storage.remove(record_path)
+        storage.remove(rows_path)
+        return None
+    write_frame_atomic(rows_path, rejected)
+    write_text_atomic(record_path, json.dumps(record, indent=2, sort_keys=True, default=str))
+    return rows_path
+
+
+def unplaced_folder(lake_root: str | Path, table: SourceTable) -> str:
+    """Where the rows whose event time cannot be read are kept: they belong to no interval."""
+    return storage.join(lake_root, "quarantine", table.name, "unplaced")
+
+
 def extract_to_lake(
     engine: sa.Engine,
     table: SourceTable,
@@ -151,28 +359,87 @@ def extract_to_lake(
     end: datetime,
     now: datetime,
     lake_root: str | Path,
-) -> PartitionInfo:
-    """Extract [start, end) of `table` into the raw zone; rerunning replaces the partition."""
-    frame = read_interval(engine, table, start, end, now)
-    info = write_partition(frame, table, lake_root, "raw", start, end)
+) -> ExtractionInfo:
+    """Extract [start, end) of `table` into the raw zone; rerunning replaces the partition.
+
+    Rows with a value that does not conform go to the interval's quarantine folder
+    (extract_rows.parquet, extract.json), rows with an unreadable event time to
+    quarantine/<table>/unplaced/; nothing read is dropped."""
+    got = read_interval_rows(engine, table, start, end, now)
+    key = interval_key(start, end)
+    qdir = interval_folder(lake_root, "quarantine", table.name, start, end)
+    qpath = write_rejected(qdir, got.rejected, extraction_record(table, start, end, got))
+    unplaced_record = {
+        "table": table.name,
+        "rows": len(got.unplaced),
+        "reasons": reason_counts(got.unplaced),
+        "why": "the event time cannot be read, so the rows belong to no interval",
+    }
+    upath = write_rejected(unplaced_folder(lake_root, table), got.unplaced, unplaced_record)
+    info = write_partition(got.rows, table, lake_root, "raw", start, end)
+    extraction = ExtractionInfo(
+        partition=info,
+        source_rows=got.source_rows,
+        quarantined_rows=len(got.rejected),
+        unplaced_rows=len(got.unplaced),
+        placed_rows=got.placed,
+        reasons=reason_counts(got.rejected),
+        quarantine_path=qpath,
+        unplaced_path=upath,
+    )
+    log_extraction(table, key, extraction)
+    return extraction
+
+
+def log_extraction(table: SourceTable, key: str, info: ExtractionInfo) -> None:
+    """Say where every row went, loudly when some did not reach the raw zone."""
+    if info.quarantined_rows:
+        log.warning(
+            "%r interval %s: %d row(s) QUARANTINED at extraction, values that do not conform %s, "
+            "kept as sent in %s; they are not in the raw partition and will not be published. "
+            "Next step: README, On call, row 'Rows quarantined at extraction'.",
+            table.name,
+            key,
+            info.quarantined_rows,
+            info.reasons,
+            info.quarantine_path,
+        )
+    if info.unplaced_rows:
+        log.warning(
+            "%r: %d row(s) whose event time cannot be read belong to no interval; kept in %s "
+            "(every extraction sees them until the source is fixed). Next step: README, On call, "
+            "row 'Rows quarantined at extraction'.",
+            table.name,
+            info.unplaced_rows,
+            info.unplaced_path,
+        )
+    if info.placed_rows:
+        log.warning(
+            "%r interval %s: %d row(s) have an event time the database cannot compare (another "
+            "format); placed by their parsed time. Fix the source's format: such rows are read by "
+            "every extraction.",
+            table.name,
+            key,
+            info.placed_rows,
+        )
     if info.rows == 0:
         log.warning(
             "interval %s of %r holds no rows: wrote an empty partition (rows=0) at %s. "
             "This is not an error: the source had nothing for this interval.",
-            interval_key(start, end),
+            key,
             table.name,
             info.path,
         )
     else:
         log.info(
-            "extracted %d rows of %r for interval %s into %s (sha256 %s)",
+            "extracted %d rows of %r for interval %s into %s (sha256 %s); the source counts %d",
             info.rows,
             table.name,
-            interval_key(start, end),
+            key,
             info.path,
             info.sha256[:12],
+            info.source_rows,
         )
-    return info
 
 
 def extract_step(
@@ -182,7 +449,7 @@ def extract_step(
     end: datetime,
     settings: Settings,
     connection_hint: str,
-) -> PartitionInfo:
+) -> ExtractionInfo:
     """The extract_<table> task's work: refuse an unusable source early (naming the connection),
     then extract [start, end) as of the clock's now. Disposes of `engine` in any case."""
     try:

@@ -41,12 +41,36 @@ def _entry(settings: Settings, reason: str) -> QuarantineEntry:
     }
 
 
+def _unplaced(settings: Settings, record_path: str) -> QuarantineEntry:
+    """A table's rows whose event time cannot be read (`quarantine/<table>/unplaced/`): they
+    belong to no interval, so nothing will ever publish them; they wait for the source's fix."""
+    folder = record_path.rsplit("/", 1)[0]
+    try:
+        record = json.loads(storage.read_bytes(record_path))
+    except (OSError, ValueError):
+        record = {}
+    return {
+        "table": folder.split("/")[-2],
+        "interval": "unplaced",
+        "decision": "unplaced",
+        "quarantined_rows": record.get("rows"),
+        "rows": record.get("rows"),
+        "failed": sorted(record.get("reasons") or {}),
+        "forced_reason": None,
+        "waiting": True,
+        "data_docs": None,
+        "folder": folder,
+    }
+
+
 def quarantine(settings: Settings, limit: int = 20) -> QuarantineSection:
     """Quarantine records in the lake, newest interval first. A blocked partition with nothing
     published for its interval is waiting for action (README, On call: PartitionQuarantinedError)."""
     found = storage.glob(storage.join(settings.lake_root, "quarantine"), "*/interval=*/reason.json")
     entries = [_entry(settings, r) for r in found]
     entries.sort(key=lambda e: (e["interval"], e["table"]), reverse=True)
+    unplaced = storage.glob(storage.join(settings.lake_root, "quarantine"), "*/unplaced/extract.json")
+    entries = [_unplaced(settings, r) for r in sorted(unplaced)] + entries
     return {
         "waiting": [e for e in entries if e["waiting"]],
         "recent": entries[:limit],

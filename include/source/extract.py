@@ -397,7 +397,7 @@ def log_extraction(table: SourceTable, key: str, info: ExtractionInfo) -> None:
         log.warning(
             "%r interval %s: %d row(s) QUARANTINED at extraction, values that do not conform %s, "
             "kept as sent in %s; they are not in the raw partition and will not be published. "
-            "Next step: README, On call, row 'Rows quarantined at extraction'.",
+            "Next step: README, On call, row 'QUARANTINED at extraction'.",
             table.name,
             key,
             info.quarantined_rows,
@@ -408,7 +408,7 @@ def log_extraction(table: SourceTable, key: str, info: ExtractionInfo) -> None:
         log.warning(
             "%r: %d row(s) whose event time cannot be read belong to no interval; kept in %s "
             "(every extraction sees them until the source is fixed). Next step: README, On call, "
-            "row 'Rows quarantined at extraction'.",
+            "row 'QUARANTINED at extraction'.",
             table.name,
             info.unplaced_rows,
             info.unplaced_path,

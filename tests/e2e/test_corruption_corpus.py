@@ -256,11 +256,10 @@ def test_every_corrupted_row_ends_where_it_should_and_none_is_lost(row_day, corp
             problems.append(f"{case.name}: the log does not name {case.reason}")
     assert not problems, problems
     # messages for people: where the rows are and the runbook row
-    assert "QUARANTINED at extraction" in text and "Rows quarantined at extraction" in text
+    assert "QUARANTINED at extraction" in text and "row 'QUARANTINED at extraction'" in text
     assert "belong to no interval" in text and "placed by their parsed time" in text
     assert "code values made canonical" in text
     # nothing lost, per table: read = published + quarantined = the source's count + placed
-    lo, hi = day_bounds(ROW_DAY)
     for table in (SCH, OUT, WX):
         counts = lake_counts(corpus_lake, table, ROW_DAY)
         placed = sum(1 for c in CASES if c.table == table and c.name == "event_time_other_format")

@@ -75,7 +75,7 @@ def test_a_bad_value_quarantines_its_row_with_the_value_and_the_reason(
     assert "LGA" not in set(raw["origin"]) and set(raw["origin"]) == set(ORIGINS) - {"LGA"}  # control
     record = json.loads(Path(qfolder(tmp_path), EXTRACT_RECORD).read_text())
     assert record["read_rows"] == 6 and record["raw_rows"] == 5 and record["reasons"] == {reason: 1}
-    assert "QUARANTINED at extraction" in caplog.text and "Rows quarantined at extraction" in caplog.text
+    assert "QUARANTINED at extraction" in caplog.text and "row 'QUARANTINED at extraction'" in caplog.text
 
 
 def test_an_event_time_in_another_format_is_placed_by_its_time(source_engine, six_rows, tmp_path, caplog):

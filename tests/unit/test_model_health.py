@@ -124,6 +124,19 @@ def test_quarantine_lists_what_waits_for_action(settings):
     assert served is not None and served.body == b"<html>docs</html>" and served.media_type == "text/html"
 
 
+def test_rows_that_belong_to_no_interval_wait_for_action(settings):
+    _quarantine(settings, "weather_observations", "20261121T0000Z_20261122T0000Z", "split", published=True)
+    folder = Path(settings.lake_root) / "quarantine" / "flight_schedules" / "unplaced"
+    folder.mkdir(parents=True)
+    (folder / "extract.json").write_text(json.dumps({"rows": 2, "reasons": {"unparseable_timestamp": 2}}))
+    q = lake_reader.quarantine(settings)
+    assert q["total"] == 2
+    assert [(e["table"], e["interval"], e["quarantined_rows"]) for e in q["waiting"]] == [
+        ("flight_schedules", "unplaced", 2)
+    ]
+    assert q["waiting"][0]["failed"] == ["unparseable_timestamp"]
+
+
 def _real_file(path: Path) -> Path:
     """A real file at `path`: a refusal must be about the path rule, never about a missing file."""
     path.parent.mkdir(parents=True, exist_ok=True)

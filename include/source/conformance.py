@@ -54,8 +54,8 @@ class Conformed:
 def decode(value: Any) -> tuple[str | None, bool]:
     """(text, ok): bytes decoded as UTF-8; bytes that are not UTF-8 come back with backslash
     escapes and ok False; anything else as its str()."""
-    if value is None:
-        return None, True
+    if value is None or (isinstance(value, float) and value != value):
+        return None, True  # NULL; a float NaN cell is pandas' NULL (SQLite cannot store NaN)
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         try:

@@ -122,10 +122,18 @@ def _noncanonical_time(ts: sa.ColumnElement, dialect: str) -> sa.ColumnElement[b
 
 
 def _as_read(col: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
-    """A column in a form whose fetch cannot fail: SQLite's bytes (its text is not checked to be
-    UTF-8, and a column of any declared type may hold any value), a typed server's text."""
+    """A column in a form whose fetch cannot fail.
+
+    SQLite: numbers as they are stored (its text form of a REAL keeps 15 digits, not every bit),
+    anything else as bytes (SQLite does not check that text is UTF-8, and a column of any declared
+    type may hold any value); no SQLAlchemy type, so no result processor parses it. A typed
+    server: text (PostgreSQL's float text is exact)."""
     if dialect == "sqlite":
-        return sa.cast(col, sa.LargeBinary).label(col.key)
+        raw = sa.case(
+            (sa.func.typeof(col).in_(["integer", "real"]), col),
+            else_=sa.cast(col, sa.LargeBinary),
+        )
+        return sa.type_coerce(raw, sa.types.NullType()).label(col.key)
     return sa.cast(col, sa.Text).label(col.key)
 
 
@@ -221,7 +229,8 @@ def read_interval_rows(
         with engine.connect().execution_options(**options) as conn:  # one snapshot for both
             source_rows = int(conn.execute(count_interval(table, start, end)).scalar_one())
             result = conn.execute(stmt)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            # object: a NULL stays None (pandas would make a float NaN of it, read as not_finite)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
     except sa.exc.OperationalError as exc:
         raise SourceUnavailableError(read_failed_message(engine, table, start, end, exc)) from exc
     in_interval, unplaced, placed = place_rows(table, frame, start, end)

@@ -54,7 +54,7 @@ def rejected(tmp_path) -> pd.DataFrame:
     ("column", "sql_value", "reason", "kept_as"),
     [
         ("temp_f", "'warm'", "unparseable_number", "warm"),
-        ("temp_f", "9e999", "not_finite", "Inf"),
+        ("temp_f", "9e999", "not_finite", "inf"),
         ("temp_f", "'-inf'", "not_finite", "-inf"),
         ("origin", "CAST(X'4C47FF41' AS TEXT)", "not_utf8", "LG\\xffA"),
         ("pressure_mb", "X'C3'", "not_utf8", "\\xc3"),
@@ -76,6 +76,15 @@ def test_a_bad_value_quarantines_its_row_with_the_value_and_the_reason(
     record = json.loads(Path(qfolder(tmp_path), EXTRACT_RECORD).read_text())
     assert record["read_rows"] == 6 and record["raw_rows"] == 5 and record["reasons"] == {reason: 1}
     assert "QUARANTINED at extraction" in caplog.text and "row 'QUARANTINED at extraction'" in caplog.text
+
+
+def test_nulls_beside_numbers_are_nulls_and_numbers_keep_every_bit(source_engine, six_rows, tmp_path):
+    corrupt(source_engine, "temp_f", "NULL")  # the other rows hold numbers: a float column
+    corrupt(source_engine, "pressure_mb", "0.1 + 0.2", origin="JFK")  # SQLite's text of it has 15 digits
+    info = extract_to_lake(source_engine, WEATHER_OBSERVATIONS, START, END, NOW, tmp_path)
+    assert info.rows == 6 and info.quarantined_rows == 0
+    raw = read_partition(info.path).set_index("origin")
+    assert pd.isna(raw.loc["LGA", "temp_f"]) and raw.loc["JFK", "pressure_mb"] == 0.1 + 0.2
 
 
 def test_an_event_time_in_another_format_is_placed_by_its_time(source_engine, six_rows, tmp_path, caplog):

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import pandas as pd
+
 from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES, WEATHER_OBSERVATIONS, SourceTable
 
-SUITE_VERSION = "2026-12-01-1"  # bump when a check changes; no dots (GX nests them as folders)
+SUITE_VERSION = "2026-12-01-2"  # bump when a check changes; no dots (GX nests them as folders)
 Policy = Literal["block", "warn", "row"]
 # Row count bounds, as multiples of the same weekday's median (monitoring's volume checks use
 # 0.5 and 2.0 of the reference's flights per day, too).
@@ -169,8 +171,24 @@ def tail_checks(tails: set[str] | None) -> list[Check]:
     ]
 
 
+# Columns computed from a row for the checks only (never stored): name -> how.
+BLOCK_MINUTES = "block_min"  # actual arrival - actual departure, in minutes
+BLOCK_TOLERANCE_MIN = 1.0  # the source rounds times and air time to the minute
+
+
+def derived_columns(table: SourceTable, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the columns some checks compare (same index, so a failed row's index is the
+    raw row's). Outcomes: the actual block time, plus the tolerance, which air time cannot exceed
+    (air time is the block minus taxiing)."""
+    if table is not FLIGHT_OUTCOMES:
+        return frame
+    block = (frame["actual_arrival"] - frame["actual_departure"]).dt.total_seconds() / 60
+    return frame.assign(**{BLOCK_MINUTES: block + BLOCK_TOLERANCE_MIN})
+
+
 def outcome_checks() -> list[Check]:
-    """A known status, delays and air time in their domains, arrival after departure."""
+    """A known status, delays and air time in their domains, arrival after departure, air time
+    within the block."""
     return [
         _in_set("status", ["arrived", "cancelled", "diverted"], "bad_status"),
         _between("dep_delay_min", -120, 1800),
@@ -178,6 +196,17 @@ def outcome_checks() -> list[Check]:
         _between("air_time_min", 5, 800),
         _arrival_after_departure(
             "actual_arrival", "actual_departure", ignore_row_if="either_value_is_missing"
+        ),
+        Check(
+            "ExpectColumnPairValuesAToBeGreaterThanB",
+            {
+                "column_A": BLOCK_MINUTES,
+                "column_B": "air_time_min",
+                "or_equal": True,
+                "ignore_row_if": "either_value_is_missing",
+            },
+            "row",
+            "air_time_exceeds_block",
         ),
         *status_checks(),
     ]

@@ -20,7 +20,7 @@ import pyarrow as pa
 from include.core.errors import PartitionUnreadableError
 from include.lake.partitions import arrow_schema, read_table
 from include.quality.gx_session import GxSession
-from include.quality.suites import SUITE_VERSION, Check, Policy
+from include.quality.suites import SUITE_VERSION, Check, Policy, derived_columns
 from include.source.dataset import SourceTable
 
 Decision = Literal["publish", "split", "block"]
@@ -202,7 +202,8 @@ def validate_frame(
         _, docs_page = session.validate(table.name, suite_name, [column_set_check(table)], frame, run_name)
     else:
         suite_name = f"{table.name}_{SUITE_VERSION}"
-        result, docs_page = session.validate(table.name, suite_name, checks, frame, run_name)
+        checked = derived_columns(table, frame)
+        result, docs_page = session.validate(table.name, suite_name, checks, checked, run_name)
         failures, row_reasons = failures_from_result(result)
     decision, failures = decide(failures, row_reasons, len(frame), max_row_share)
     reasons = pd.Series(row_reasons, dtype="string").sort_index() if row_reasons else None

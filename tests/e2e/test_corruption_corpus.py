@@ -104,6 +104,13 @@ CASES = [
         "arrival_before_departure",
     ),
     Case("air_time_absurd", OUT, "air_time_min = 5000", "split", "out_of_range"),
+    Case(
+        "air_time_beyond_block",
+        OUT,
+        "air_time_min = (julianday(actual_arrival) - julianday(actual_departure)) * 1440 + 30",
+        "split",
+        "air_time_exceeds_block",
+    ),
     Case("humidity_absurd", WX, "humidity_pct = 150", "split", "out_of_range"),
     # the same flight under a new id: every copy quarantined
     Case(

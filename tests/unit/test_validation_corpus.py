@@ -142,6 +142,20 @@ def test_outcomes_whose_columns_contradict_their_status_are_quarantined(tmp_path
     assert control.decision == "publish", control.failures
 
 
+def test_air_time_longer_than_the_block_quarantines_the_row(tmp_path, session, data):
+    frame = data["outcomes"].copy()
+    arrived = frame.index[frame["status"] == "arrived"]
+    block = (
+        frame.loc[arrived[0], "actual_arrival"] - frame.loc[arrived[0], "actual_departure"]
+    ).total_seconds() / 60
+    frame.loc[arrived[0], "air_time_min"] = block + 30  # in the air longer than off-block to on-block
+    frame.loc[arrived[1], "air_time_min"] = (
+        frame.loc[arrived[1], "actual_arrival"] - frame.loc[arrived[1], "actual_departure"]
+    ).total_seconds() / 60  # control: the whole block in the air, within the tolerance
+    out = run(tmp_path, session, data, FLIGHT_OUTCOMES, frame)
+    assert out.decision == "split" and out.row_reasons.to_dict() == {arrived[0]: "air_time_exceeds_block"}
+
+
 def test_out_of_range_delay_quarantines_the_row(tmp_path, session, data):
     frame = data["outcomes"].copy()
     idx = frame.index[frame["status"] == "arrived"][0]

@@ -10,6 +10,7 @@ explicitly: 0 plus a `<view>_missing` indicator, so a model sees "unknown" rathe
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,12 +27,15 @@ from include.features.partitions import read_validated
 from include.lake.partitions import file_sha256, partition_urls_between
 from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
 
+log = logging.getLogger(__name__)
+
 LABEL = "late"
 UNKNOWN_KEY = "UNKNOWN"  # join key of flights with no tail number: never matches a feature row
 ENTITY_KEYS = ("tailnum", "carrier", "origin", "dest")
 # A schedule is published a day ahead; an outcome is reported up to ~2 days after departure.
 SCHEDULE_READ_BEFORE = timedelta(days=2)
 LABEL_READ_AFTER = timedelta(days=3)
+LABEL_TOLERANCE_MIN = 5.0  # arrival delay vs actual - scheduled arrival (the source rounds to minutes)
 
 
 class TrainingSetError(RuntimeError):
@@ -45,16 +49,36 @@ class TrainingSet:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def label_consistent(labelled: pd.DataFrame, tolerance_min: float = LABEL_TOLERANCE_MIN) -> pd.Series:
+    """Whether a flight's label can be trusted: an arrived flight's delay agrees with its times
+    (arrival delay = actual arrival - scheduled arrival, within `tolerance_min`). Validation checks
+    each table alone; this needs the schedule beside the outcome, so it is checked where they meet.
+    Other statuses are labelled late whatever their delay (`is_late`)."""
+    arrived = labelled["status"].astype("string") == "arrived"
+    measured = (labelled["actual_arrival"] - labelled["scheduled_arrival"]).dt.total_seconds() / 60
+    delay = pd.to_numeric(labelled["arr_delay_min"], errors="coerce")
+    agrees = ((delay - measured).abs() <= tolerance_min).fillna(False)
+    return (~arrived.fillna(False) | agrees).astype(bool)
+
+
 def entity_rows(schedules: pd.DataFrame, outcomes: pd.DataFrame, lead: timedelta) -> pd.DataFrame:
-    """Flights with a known outcome: keys, prediction time (`event_timestamp`) and the label."""
+    """Flights with a known, consistent outcome: keys, prediction time (`event_timestamp`) and the
+    label. How many labels were left out as inconsistent is in `.attrs["inconsistent_labels"]`."""
     labelled = schedules.merge(
-        outcomes[["flight_id", "status", "arr_delay_min"]], on="flight_id", how="inner", validate="one_to_one"
+        outcomes[["flight_id", "status", "arr_delay_min", "actual_arrival"]],
+        on="flight_id",
+        how="inner",
+        validate="one_to_one",
     )
+    consistent = label_consistent(labelled)
+    labelled = labelled[consistent.to_numpy()]
     rows = labelled[["flight_id", *ENTITY_KEYS, "scheduled_departure"]].copy()
     rows["tailnum"] = rows["tailnum"].astype("string").fillna(UNKNOWN_KEY)
     rows[EVENT_TIMESTAMP] = prediction_time(rows["scheduled_departure"], lead)
     rows[LABEL] = is_late(labelled).astype("int64").to_numpy()
-    return rows.sort_values([EVENT_TIMESTAMP, "flight_id"], kind="mergesort").reset_index(drop=True)
+    rows = rows.sort_values([EVENT_TIMESTAMP, "flight_id"], kind="mergesort").reset_index(drop=True)
+    rows.attrs["inconsistent_labels"] = int((~consistent).sum())
+    return rows
 
 
 def fill_missing(frame: pd.DataFrame, views: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:
@@ -100,6 +124,15 @@ def build_training_set(
     ]
     outcomes = read_validated(lake_root, FLIGHT_OUTCOMES, start, end + LABEL_READ_AFTER)
     entity_df = entity_rows(schedules, outcomes, lead)
+    inconsistent = int(entity_df.attrs.get("inconsistent_labels", 0))
+    if inconsistent:
+        log.warning(
+            "%d labelled flight(s) left out of the training set: the arrival delay disagrees with "
+            "actual - scheduled arrival by more than %.0f min (the source's outcome and schedule "
+            "contradict each other; see quarantine and the source)",
+            inconsistent,
+            LABEL_TOLERANCE_MIN,
+        )
     if entity_df.empty:
         raise TrainingSetError(
             f"no labelled flights scheduled in [{start:%F %H:%M}, {end:%F %H:%M}) UTC: "
@@ -126,7 +159,8 @@ def build_training_set(
         "prediction_lead_hours": lead.total_seconds() / 3600,
         "rows": len(result.frame),
         "scheduled_flights": len(schedules),
-        "flights_without_label": len(schedules) - len(entity_df),
+        "flights_without_label": len(schedules) - len(entity_df) - inconsistent,
+        "inconsistent_labels": inconsistent,
         "late_share": float(result.frame[LABEL].mean()),
         "partitions": {p: file_sha256(p) for p in partitions},
     }

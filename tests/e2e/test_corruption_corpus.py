@@ -103,7 +103,7 @@ CASES = [
         "split",
         "arrival_before_departure",
     ),
-    Case("air_time_absurd", OUT, "air_time_min = 5000", "split", "out_of_range"),
+    Case("air_time_absurd", OUT, "air_time_min = 1", "split", "out_of_range"),
     Case(
         "air_time_beyond_block",
         OUT,

@@ -144,15 +144,49 @@ def test_entity_rows_predict_before_departure_and_keep_unlabelled_flights_out():
             "origin": ["EWR"] * 3,
             "dest": ["ORD"] * 3,
             "scheduled_departure": pd.to_datetime(["2026-11-10 10:00"] * 3, utc=True),
+            "scheduled_arrival": pd.to_datetime(["2026-11-10 12:00"] * 3, utc=True),
         }
     )
     outcomes = pd.DataFrame(
-        {"flight_id": [1, 2], "status": ["arrived", "cancelled"], "arr_delay_min": [3.0, None]}
+        {
+            "flight_id": [1, 2],
+            "status": ["arrived", "cancelled"],
+            "arr_delay_min": [3.0, None],
+            "actual_arrival": pd.to_datetime(["2026-11-10 12:03", None], utc=True),
+        }
     )
     rows = entity_rows(schedules, outcomes, timedelta(hours=2))
     assert rows["flight_id"].tolist() == [1, 2]
     assert (rows["event_timestamp"] == ts("2026-11-10 08:00")).all()
     assert rows["tailnum"].tolist() == ["N1", "UNKNOWN"] and rows["late"].tolist() == [0, 1]
+    assert rows.attrs["inconsistent_labels"] == 0
+
+
+def test_a_label_that_contradicts_the_times_is_left_out():
+    schedules = pd.DataFrame(
+        {
+            "flight_id": [1, 2, 3],
+            "tailnum": ["N1", "N2", "N3"],
+            "carrier": ["UA"] * 3,
+            "origin": ["EWR"] * 3,
+            "dest": ["ORD"] * 3,
+            "scheduled_departure": pd.to_datetime(["2026-11-10 10:00"] * 3, utc=True),
+            "scheduled_arrival": pd.to_datetime(["2026-11-10 12:00"] * 3, utc=True),
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "flight_id": [1, 2, 3],
+            "status": ["arrived"] * 3,
+            # 1: 3 min late and landed 12:03 (control); 2: "on time" but landed 13:10; 3: within 5 min
+            "arr_delay_min": [3.0, 0.0, 1.0],
+            "actual_arrival": pd.to_datetime(
+                ["2026-11-10 12:03", "2026-11-10 13:10", "2026-11-10 12:05"], utc=True
+            ),
+        }
+    )
+    rows = entity_rows(schedules, outcomes, timedelta(hours=2))
+    assert rows["flight_id"].tolist() == [1, 3] and rows.attrs["inconsistent_labels"] == 1
 
 
 def test_missing_features_get_an_indicator_and_zero():

@@ -84,9 +84,12 @@ def shake(when: Callable[[pd.Series], pd.Series]) -> int:
     """Change outcomes, weather and schedules whose event time matches `when`."""
 
     def outcomes(f: pd.DataFrame) -> None:
-        f["arr_delay_min"] = 300.0
+        # 5 h late, with the arrival time to match: a label must agree with its times
+        arrived = f["status"] == "arrived"
+        shift = pd.to_timedelta(300.0 - f.loc[arrived, "arr_delay_min"], unit="min")
+        f.loc[arrived, "actual_arrival"] = f.loc[arrived, "actual_arrival"] + shift
+        f.loc[arrived, "arr_delay_min"] = 300.0
         f["dep_delay_min"] = 280.0
-        f["status"] = "arrived"
 
     def weather(f: pd.DataFrame) -> None:
         f["temp_f"] = f["temp_f"] + 40.0

@@ -91,9 +91,11 @@ def _parse_column(column: Column, texts: list[str | None]) -> tuple[pd.Series, l
         return pd.Series(texts, dtype="object"), reasons
     if column.dtype == "timestamp":
         parsed = pd.to_datetime(pd.Series(texts, dtype="object"), format="ISO8601", utc=True, errors="coerce")
-        for i, text in enumerate(texts):
-            if text is not None and pd.isna(parsed.iloc[i]):
-                reasons[i] = UNPARSEABLE_TIMESTAMP
+        failed = parsed.isna().to_numpy()
+        reasons = [
+            UNPARSEABLE_TIMESTAMP if bad and text is not None else None
+            for text, bad in zip(texts, failed, strict=True)
+        ]
         return parsed, reasons
     values: list[float | int | None] = []
     for i, text in enumerate(texts):

@@ -146,13 +146,24 @@ def select_interval(table: SourceTable, start: datetime, end: datetime, dialect:
     refuses an interval that ends after it, so every row before `end` is also at or before now."""
     t = sa_table(table)
     stmt = sa.select(*[_as_read(t.c[name], dialect) for name in table.column_names])
-    if table.kind == "event":
-        assert table.event_time is not None
-        ts = t.c[table.event_time]
-        odd = _noncanonical_time(ts, dialect)
-        stmt = stmt.add_columns(sa.case((odd, 1), else_=0).label(NONCANONICAL))
-        stmt = stmt.where(sa.or_(sa.and_(ts >= start, ts < end), odd))
-    return stmt.order_by(*[t.c[k] for k in table.key])
+    if table.kind != "event":
+        return stmt.order_by(*[t.c[k] for k in table.key])
+    assert table.event_time is not None
+    ts = t.c[table.event_time]
+    odd = _noncanonical_time(ts, dialect)
+    # Two parts, so the interval's part keeps the event-time index: the rows the bounds select
+    # (flagged if their form is odd), and the odd rows elsewhere. On SQLite that is a scan of the
+    # event-time index on every extraction (about 0.2 s per 336,776 rows: the price of never
+    # missing a row); on a typed server only NULLs are odd.
+    inside = stmt.add_columns(sa.case((odd, 1), else_=0).label(NONCANONICAL)).where(ts >= start, ts < end)
+    outside = sa.and_(odd, sa.or_(ts.is_(None), ts < start, ts >= end))
+    if dialect == "sqlite":
+        # Found in the event-time index alone (no read of the table's rows), then fetched.
+        rowid = sa.literal_column("rowid")
+        outside = rowid.in_(sa.select(rowid).select_from(t).where(outside))
+    elsewhere = stmt.add_columns(sa.literal(1).label(NONCANONICAL)).where(outside)
+    both = sa.union_all(inside, elsewhere).subquery()
+    return sa.select(both).order_by(*[both.c[k] for k in table.key])
 
 
 def count_interval(table: SourceTable, start: datetime, end: datetime) -> sa.Select:

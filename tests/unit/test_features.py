@@ -135,11 +135,12 @@ def test_calendar_features_at_request_time():
     assert cal.iloc[0].to_dict() == {"dep_hour": 17, "dep_weekday": 0, "dep_month": 11}
 
 
-def test_entity_rows_predict_before_departure_and_keep_unlabelled_flights_out():
-    schedules = pd.DataFrame(
+def three_schedules(tailnums: list[str | None]) -> pd.DataFrame:
+    """Three UA flights EWR-ORD, 10:00-12:00 on 2026-11-10."""
+    return pd.DataFrame(
         {
             "flight_id": [1, 2, 3],
-            "tailnum": ["N1", None, "N3"],
+            "tailnum": tailnums,
             "carrier": ["UA"] * 3,
             "origin": ["EWR"] * 3,
             "dest": ["ORD"] * 3,
@@ -147,6 +148,10 @@ def test_entity_rows_predict_before_departure_and_keep_unlabelled_flights_out():
             "scheduled_arrival": pd.to_datetime(["2026-11-10 12:00"] * 3, utc=True),
         }
     )
+
+
+def test_entity_rows_predict_before_departure_and_keep_unlabelled_flights_out():
+    schedules = three_schedules(["N1", None, "N3"])
     outcomes = pd.DataFrame(
         {
             "flight_id": [1, 2],
@@ -163,17 +168,7 @@ def test_entity_rows_predict_before_departure_and_keep_unlabelled_flights_out():
 
 
 def test_a_label_that_contradicts_the_times_is_left_out():
-    schedules = pd.DataFrame(
-        {
-            "flight_id": [1, 2, 3],
-            "tailnum": ["N1", "N2", "N3"],
-            "carrier": ["UA"] * 3,
-            "origin": ["EWR"] * 3,
-            "dest": ["ORD"] * 3,
-            "scheduled_departure": pd.to_datetime(["2026-11-10 10:00"] * 3, utc=True),
-            "scheduled_arrival": pd.to_datetime(["2026-11-10 12:00"] * 3, utc=True),
-        }
-    )
+    schedules = three_schedules(["N1", "N2", "N3"])
     outcomes = pd.DataFrame(
         {
             "flight_id": [1, 2, 3],

@@ -83,7 +83,10 @@ def run_interval(ingest_dag):
     """Run ingest_flights through Airflow (dag.test) for the day starting at `start`."""
 
     def _run(start: datetime):
-        return ingest_dag.test(logical_date=start + timedelta(days=1))
+        # Explicit Params: dag.test keeps the last run_conf's values on the DAG object, so a
+        # forced publish of an earlier test would otherwise carry over.
+        conf = {"force_publish": False, "reason": ""}
+        return ingest_dag.test(logical_date=start + timedelta(days=1), run_conf=conf)
 
     return _run
 

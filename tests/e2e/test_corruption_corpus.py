@@ -203,7 +203,10 @@ def run_day(ingest_dag, capfd, caplog, monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_FLIGHTS_SOURCE", f"sqlite:///{db}")
         capfd.readouterr()
         caplog.clear()
-        dag_run = ingest_dag.test(logical_date=start + timedelta(days=1))
+        # Explicit Params: a forced publish of another test's run must not carry over (dag.test
+        # keeps the last run_conf's values on the DAG object).
+        conf = {"force_publish": False, "reason": ""}
+        dag_run = ingest_dag.test(logical_date=start + timedelta(days=1), run_conf=conf)
         return dag_run, "".join(capfd.readouterr()) + caplog.text
 
     return _run

@@ -159,7 +159,7 @@ def select_interval(table: SourceTable, start: datetime, end: datetime, dialect:
     outside = sa.and_(odd, sa.or_(ts.is_(None), ts < start, ts >= end))
     if dialect == "sqlite":
         # Found in the event-time index alone (no read of the table's rows), then fetched.
-        rowid = sa.literal_column("rowid")
+        rowid: sa.ColumnElement[int] = sa.literal_column("rowid")
         outside = rowid.in_(sa.select(rowid).select_from(t).where(outside))
     elsewhere = stmt.add_columns(sa.literal(1).label(NONCANONICAL)).where(outside)
     both = sa.union_all(inside, elsewhere).subquery()

@@ -15,9 +15,6 @@ one-slot pool (`champion_alias`): they never run at the same time.
 from __future__ import annotations
 
 import logging
-import math
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any, TypedDict
 
@@ -25,25 +22,9 @@ import pandas as pd
 
 from include.core.settings import CHAMPION, Settings
 from include.registry import model_card, tracking
+from include.registry.smoke import DeploymentError, SmokeResult, run_smoke_test
 
 log = logging.getLogger("airflow.task")
-SMOKE_ROWS = 50
-
-
-class DeploymentError(RuntimeError):
-    """A deployment or rollback did not complete; the message says what `champion` is now."""
-
-
-class SmokeResult(TypedDict):
-    """The smoke test of a version on a fixed sample (recorded on the version as `smoke_test`)."""
-
-    passed: bool
-    problems: list[str]
-    rows: int
-    score_min: float
-    score_max: float
-    median_ms: float
-    slowest_ms: float
 
 
 class Probe(TypedDict):
@@ -67,46 +48,6 @@ class ChampionMove(TypedDict):
 
 class DeployResult(ChampionMove):
     smoke: SmokeResult
-
-
-def smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float) -> SmokeResult:
-    """Score `sample`: every score a probability, a single-flight call within bounds (one thread,
-    as the service runs).
-
-    The median of 20 single-flight calls is compared, not the slowest: one call can stall for a
-    second on a busy 2-core machine, which says nothing about the model."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return _smoke_test(model, sample, columns, max_latency_ms)
-
-
-def _smoke_test(model: Any, sample: pd.DataFrame, columns: list[str], max_latency_ms: float) -> SmokeResult:
-    scores = model.predict_proba(sample[columns])[:, 1]
-    problems = []
-    if len(scores) != len(sample):
-        problems.append(f"{len(scores)} scores for {len(sample)} rows")
-    bad = [float(s) for s in scores if not (math.isfinite(float(s)) and 0.0 <= float(s) <= 1.0)]
-    if bad:
-        problems.append(f"{len(bad)} scores outside [0, 1] (e.g. {bad[:3]})")
-    model.predict_proba(sample[columns].iloc[[0]])  # warm-up
-    times = []
-    for i in range(min(20, len(sample))):
-        started = time.perf_counter()
-        model.predict_proba(sample[columns].iloc[[i]])
-        times.append((time.perf_counter() - started) * 1000)
-    typical = statistics.median(times) if times else 0.0
-    if typical > max_latency_ms:
-        problems.append(f"single-flight prediction takes {typical:.1f} ms (median) > {max_latency_ms:.1f} ms")
-    return {
-        "passed": not problems,
-        "problems": problems,
-        "rows": len(sample),
-        "score_min": float(scores.min()),
-        "score_max": float(scores.max()),
-        "median_ms": typical,
-        "slowest_ms": max(times) if times else 0.0,
-    }
 
 
 def serving_reload(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
@@ -250,37 +191,6 @@ def move_champion(
     if previous is not None and previous.version != version and not already:
         model_card.publish_or_warn(settings, previous.version, "replaced")
     return {"version": version, "previous": previous_version, "probe": answer}
-
-
-def run_smoke_test(settings: Settings, version: str, sample: pd.DataFrame) -> SmokeResult:
-    """The version's smoke test, from the registry (its own load: it needs no passed smoke test
-    yet), recorded as its `smoke_test` tag; DeploymentError when it fails (champion unchanged)."""
-    model = tracking.load_model(settings, version, candidate=True)
-    columns = tracking.model_input_columns(settings, version)
-    smoke = smoke_test(model, sample.head(SMOKE_ROWS), columns, settings.smoke_max_latency_ms)
-    with tracking.registry_call(f"record the smoke test of version {version}"):
-        tracking.client(settings).set_model_version_tag(
-            settings.model_name,
-            version,
-            tracking.SMOKE_TAG,
-            tracking.SMOKE_PASSED if smoke["passed"] else "failed",
-        )
-    if not smoke["passed"]:
-        current = tracking.champion(settings)
-        raise DeploymentError(
-            f"smoke test of {settings.model_name} version {version} failed: {'; '.join(smoke['problems'])}. "
-            f"champion unchanged ({current.version if current else 'none'}). "
-            "README 'On call' > DeploymentError."
-        )
-    log.info(
-        "smoke test of version %s passed: %d rows, scores %.3f..%.3f, single flight %.1f ms (median)",
-        version,
-        smoke["rows"],
-        smoke["score_min"],
-        smoke["score_max"],
-        smoke["median_ms"],
-    )
-    return smoke
 
 
 def deploy(settings: Settings, version: str, sample: pd.DataFrame, record: dict[str, str]) -> DeployResult:

@@ -256,20 +256,17 @@ def refuse_model(settings: Settings, version: str, why: str, cause: BaseExceptio
     ) from cause
 
 
-def load_model(settings: Settings, version: str, *, candidate: bool = False) -> Any:
+def load_model(settings: Settings, version: str, *, candidate: bool = False, serving: bool = False) -> Any:
     """The scikit-learn pipeline of a registered version: the one way project code loads a model.
 
     Only a skops artifact loads, with our SKOPS_TRUSTED_TYPES (never the list the artifact itself
     declares), no `code` paths, never pickle; and, unless `candidate` (the gate's and the smoke
     test's own load of the version they judge), only a version whose tags show a passed gate and a
-    passed smoke test. Anything else raises UntrustedModelError before a byte is deserialized."""
-    import tempfile
+    passed smoke test. Anything else raises UntrustedModelError before a byte is deserialized.
 
-    import mlflow
-    import skops.io
-    import yaml
-    from skops.io.exceptions import UntrustedTypesFoundException
-
+    With `serving` (batch and online scoring), a version whose smoke test proved its compiled form
+    (`serving.path` = fast) loads as that FastModel instead: only the bytes whose sha256 the
+    smoke test recorded, only in fast_model's JSON format. Otherwise the pipeline, as above."""
     c = client(settings)
     try:
         mv = c.get_model_version(settings.model_name, str(version))
@@ -277,8 +274,50 @@ def load_model(settings: Settings, version: str, *, candidate: bool = False) -> 
         if is_missing(exc):
             refuse_model(settings, version, "no such version in the registry", exc)
         registry_unavailable(f"read version {version} of {settings.model_name}", exc)
-    if not candidate and (problems := not_deployable(dict(mv.tags))):
+    tags = dict(mv.tags)
+    if not candidate and (problems := not_deployable(tags)):
         refuse_model(settings, version, "; ".join(problems))
+    if serving and tags.get(SERVING_PATH_TAG) == "fast":
+        return _load_fast(settings, version, mv.run_id, tags.get(FAST_SHA_TAG, ""))
+    return _load_pipeline(settings, version)
+
+
+# The serving path a version's smoke test chose (include/registry/deploy.py), and the sha256 of its
+# compiled form (stored with the version's run as fast_model/fast_model.json).
+SERVING_PATH_TAG, FAST_SHA_TAG = "serving.path", "serving.fast_model_sha256"
+FAST_ARTIFACT_DIR = "fast_model"
+
+
+def _load_fast(settings: Settings, version: str, run_id: str, recorded: str) -> Any:
+    import tempfile
+
+    import mlflow
+
+    from include.registry import fast_model
+
+    uri = f"runs:/{run_id}/{FAST_ARTIFACT_DIR}/{fast_model.FILE_NAME}"
+    with tempfile.TemporaryDirectory(prefix="fast-model-") as tmp:
+        try:
+            data = Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp)).read_bytes()
+        except Exception as exc:
+            registry_unavailable(f"download the compiled model of version {version}", exc)
+    if not recorded or fast_model.sha256(data) != recorded:
+        why = f"its compiled model's sha256 is not the one its smoke test recorded ({recorded or 'none'})"
+        refuse_model(settings, version, why)
+    try:
+        return fast_model.loads(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        refuse_model(settings, version, f"its compiled model does not load: {exc}", exc)
+
+
+def _load_pipeline(settings: Settings, version: str) -> Any:
+    import tempfile
+
+    import mlflow
+    import skops.io
+    import yaml
+    from skops.io.exceptions import UntrustedTypesFoundException
+
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         try:
             local = Path(mlflow.artifacts.download_artifacts(model_uri(settings, version), dst_path=tmp))

@@ -148,6 +148,7 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
             "status": "ok" if current is not None else "no_model",
             "model_name": settings.model_name,
             "model_version": current.version if current else None,
+            "serving_path": current.path if current else None,  # treelite / linear / sklearn
             "error": redact_url(holder.error) if holder.error else None,
             "refused": holder.refused,  # a champion version the loader refused, and why
             "flights_known": len(flights),
@@ -167,6 +168,7 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
             "version": current.version,
             "run_id": current.run_id,
             "loaded_at": current.loaded_at,
+            "serving_path": current.path,
         }
 
     @app.post("/reload")

@@ -23,6 +23,7 @@ from include.features.engineering import KNOWN_AT_OFFSET
 from include.features.partitions import intervals_to_process, read_validated
 from include.features.store import FEATURE_SERVICE, service_views
 from include.lake.partitions import interval_key
+from include.registry.fast_model import score_frame
 from include.serving import prediction_log
 from include.serving.champion import LoadedModel
 from include.serving.inputs import REQUEST_COLUMNS, as_of_times, historical_frame
@@ -65,7 +66,7 @@ def score_interval(
             schedules["scheduled_departure"], settings.prediction_lead_hours, end - KNOWN_AT_OFFSET
         )
         frame = historical_frame(store, FEATURE_SERVICE, views, schedules[list(REQUEST_COLUMNS)], as_of)
-        scores = model.predict_proba(frame[columns])[:, 1]
+        scores = score_frame(model, frame, columns)
         rows = prediction_log.records(
             frame,
             columns,

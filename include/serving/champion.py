@@ -28,13 +28,22 @@ class LoadedModel:
     run_id: str | None
     loaded_at: str
 
+    @property
+    def path(self) -> str:
+        """What scores: `treelite`, `linear` (compiled) or `sklearn` (the pipeline)."""
+        from include.registry.fast_model import path_of
+
+        return path_of(self.model)
+
 
 def load_version(settings: Settings, version: str, run_id: str | None) -> LoadedModel:
     """A registered version's model and input columns, from MLflow, through the one loader
-    (tracking.load_model: skops only, our trusted types, a passed gate and smoke test)."""
+    (tracking.load_model: skops only, our trusted types, a passed gate and smoke test), in the
+    form its smoke test chose to serve: compiled (fast_model) when it proved parity, else the
+    scikit-learn pipeline."""
     from include.registry import tracking
 
-    model = tracking.load_model(settings, version)
+    model = tracking.load_model(settings, version, serving=True)
     columns = tracking.model_input_columns(settings, version)
     return LoadedModel(version, model, columns, run_id, datetime.now(UTC).isoformat(timespec="seconds"))
 

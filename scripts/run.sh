@@ -84,11 +84,9 @@ if ! "$PY" scripts/demo_state.py --days "$DEMO_DAYS"; then
 fi
 
 echo "==> online prediction service on $MLOPS_SERVING_URL"
-# One OpenMP thread for every request thread (a limit set at start-up binds only the thread that
-# sets it; FastAPI runs each request in a worker thread).
+# include/serving/__main__.py: one process, one event loop, one OpenMP thread, no access log.
 start_service serving "$AIRFLOW_HOME/logs/serving.log" \
-  env OMP_NUM_THREADS=1 "$PY" -m uvicorn include.serving.app:create_app --factory \
-  --host 127.0.0.1 --port "$MLOPS_SERVING_PORT" --log-level warning
+  "$PY" -m include.serving --host 127.0.0.1 --port "$MLOPS_SERVING_PORT"
 # make demo-drift sets DEMO_SCRIPT=scripts/demo_drift.py (the closed loop on December 2013).
 if ! "$PY" "${DEMO_SCRIPT:-scripts/demo_model.py}" --days "$DEMO_DAYS"; then
   echo "make run: no champion was deployed; Airflow keeps running (make stop to stop it)." >&2

@@ -129,8 +129,7 @@ if ! "$PY" scripts/demo_state.py --days "$DEMO_DAYS"; then
   exit 1
 fi
 step "online prediction service on $MLOPS_SERVING_URL"
-start_service serving "$LOGS/serving.log" env OMP_NUM_THREADS=1 "$PY" -m uvicorn include.serving.app:create_app \
-  --factory --host 127.0.0.1 --port "$MLOPS_SERVING_PORT" --log-level warning
+start_service serving "$LOGS/serving.log" "$PY" -m include.serving --host 127.0.0.1 --port "$MLOPS_SERVING_PORT"
 if ! "$PY" scripts/demo_model.py --days "$DEMO_DAYS"; then
   echo "make run PROFILE=server: no champion was deployed; the servers keep running (make stop)." >&2
   exit 1

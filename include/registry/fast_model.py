@@ -67,12 +67,16 @@ class TreeModel:
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
         import numpy as np
+        import pandas as pd
 
         out = np.empty((len(frame), len(self.numeric) + len(self.codes)), dtype=np.float64)
         out[:, : len(self.numeric)] = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
         for j, (column, codes) in enumerate(self.codes.items(), start=len(self.numeric)):
-            # An unknown or missing value maps to NaN: how scikit-learn's model sees the encoder's -1.
-            out[:, j] = frame[column].astype(object).map(codes).to_numpy(dtype=np.float64, na_value=np.nan)
+            # Vectorised lookup; an unknown or missing value maps to NaN (position -1), which is
+            # how scikit-learn's model sees the encoder's -1.
+            positions = pd.Categorical(frame[column], categories=list(codes)).codes
+            lookup = np.append(np.fromiter(codes.values(), dtype=np.float64, count=len(codes)), np.nan)
+            out[:, j] = lookup[positions]
         return out
 
     def _scores(self, matrix: np.ndarray, threads: int) -> np.ndarray:

@@ -38,6 +38,7 @@ class BatchScore:
     mean_score: float
     flagged: int
     seconds: float
+    steps: dict[str, float]  # seconds by step: read, features, score, log rows, log write
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rows_per_s": round(self.flights / self.seconds, 1) if self.seconds else None}
@@ -55,9 +56,19 @@ def score_interval(
 ) -> BatchScore:
     """Score the flights published in [start, end) and replace that interval's batch predictions."""
     started = time.perf_counter()
+    steps: dict[str, float] = {}
+    mark = started
+
+    def step(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name] = round(now - mark, 3)
+        mark = now
+
     key = interval_key(start, end)
     schedules = read_validated(settings.lake_root, FLIGHT_SCHEDULES, start, end)
     schedules = schedules.drop_duplicates("flight_id").sort_values("flight_id").reset_index(drop=True)
+    step("read_schedules")
     rows: list[dict[str, Any]] = []
     scores = np.array([])
     if len(schedules):
@@ -66,7 +77,9 @@ def score_interval(
             schedules["scheduled_departure"], settings.prediction_lead_hours, end - KNOWN_AT_OFFSET
         )
         frame = historical_frame(store, FEATURE_SERVICE, views, schedules[list(REQUEST_COLUMNS)], as_of)
+        step("offline_features")
         scores = score_frame(model, frame, columns)
+        step("score")
         rows = prediction_log.records(
             frame,
             columns,
@@ -79,11 +92,13 @@ def score_interval(
             request_id=request_id,
             features_as_of=as_of,
         )
+        step("log_rows")
     eng = prediction_log.engine(settings.prediction_log_url)
     try:
         prediction_log.replace_batch(eng, key, rows)
     finally:
         eng.dispose()
+    step("log_write")
     return BatchScore(
         interval=key,
         flights=len(rows),
@@ -91,6 +106,7 @@ def score_interval(
         mean_score=float(scores.mean()) if len(scores) else 0.0,
         flagged=int((scores >= settings.decision_threshold).sum()),
         seconds=time.perf_counter() - started,
+        steps=steps,
     )
 
 

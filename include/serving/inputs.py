@@ -136,6 +136,17 @@ def single_row_inputs(
     return out
 
 
+def entity_of(row: dict[str, Any]) -> dict[str, str]:
+    """A flight's Feast entity keys (a missing tail number is the training set's UNKNOWN_KEY)."""
+    tailnum = row.get("tailnum")
+    return {
+        "tailnum": UNKNOWN_KEY if tailnum is None or tailnum != tailnum else str(tailnum),
+        "carrier": row["carrier"],
+        "origin": row["origin"],
+        "dest": row["dest"],
+    }
+
+
 def online_values(
     store: Any,
     service: Any,
@@ -146,12 +157,5 @@ def online_values(
 ) -> tuple[dict[str, list], int]:
     """Feast online values of one flight's entities (column name -> [value]), stale ones dropped
     (`drop_stale`), and the number of views that fell back to missing for being stale."""
-    tailnum = row.get("tailnum")
-    entity = {
-        "tailnum": UNKNOWN_KEY if tailnum is None or tailnum != tailnum else str(tailnum),
-        "carrier": row["carrier"],
-        "origin": row["origin"],
-        "dest": row["dest"],
-    }
-    found = store.get_online_features(features=service, entity_rows=[entity])
+    found = store.get_online_features(features=service, entity_rows=[entity_of(row)])
     return drop_stale(found.to_dict(include_event_timestamps=True), views, ttls, now)

@@ -127,7 +127,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path, what: str, ti
 
 @contextmanager
 def online_service(data_dir: Path, port: int) -> Iterator[str]:
-    """The real online prediction service (uvicorn on loopback) on the current settings; yields
+    """The real online prediction service (`python -m include.serving`) on the current settings; yields
     its URL once /health answers, stops it on exit. The alias poll is short (2 s) for tests."""
     env = {**os.environ, "MLOPS_SERVING_POLL_SECONDS": "2"}
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ def online_service(data_dir: Path, port: int) -> Iterator[str]:
     args = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "include.serving.app:create_app", "--factory", *args],
+            [sys.executable, "-m", "include.serving", *args],  # as make run starts it
             cwd=PROJECT_DIR,
             env=env,
             stdout=log_file,

@@ -26,6 +26,9 @@ SESSION_AIRFLOW_HOME.mkdir(parents=True)
 
 os.environ.update(airflow_env(SESSION_AIRFLOW_HOME, data_dir=SESSION_DATA_DIR))
 os.environ["MLOPS_CLOCK_NOW"] = TEST_NOW.isoformat()
+# The tests' data are October and November 2013 (their fixtures build those months for TEST_TODAY);
+# the make run tests clear MLOPS_* and replay the demo's own default anchor.
+os.environ["MLOPS_REPLAY_ANCHOR"] = "2013-11-01"
 os.environ.pop("MLOPS_LAKE_ROOT", None)
 os.environ.pop("MLOPS_ARTIFACTS_ROOT", None)
 os.environ.pop("AIRFLOW_CONN_FLIGHTS_SOURCE", None)

@@ -91,6 +91,10 @@ def test_first_training_deploys_and_serving_follows(world, dags):
     assert tags["champion.previous"] == "none"
     served = httpx.get(f"{world['url']}/version").json()
     assert served["version"] == version
+    # The deployment proved the compiled form on the holdout, and the service serves through it.
+    assert tags["serving.path"] == "fast", tags.get("serving.reason")
+    assert float(tags["serving.parity_max_abs_diff"]) <= 1e-5 and int(tags["serving.parity_rows"]) > 100
+    assert served["serving_path"] == tags["serving.fast_kind"] in ("treelite", "linear")
 
     # MLflow holds the record: a parent run, one child per candidate with metrics and artifacts.
     client = tracking.client(get_settings())
@@ -110,6 +114,7 @@ def test_first_training_deploys_and_serving_follows(world, dags):
         a.path for a in client.list_artifacts(mv.run_id, "plots")
     }
     assert {"gate_decision.json", "lineage.json", "plots/roc_calibration.png"} <= artifacts
+    assert "fast_model/fast_model.json" in {a.path for a in client.list_artifacts(mv.run_id, "fast_model")}
     info = __import__("mlflow").models.get_model_info(f"models:/{get_settings().model_name}/{version}")
     assert info.signature is not None and info.saved_input_example_info is not None
 

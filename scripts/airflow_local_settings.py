@@ -40,20 +40,26 @@ def forks_tasks(argv: list[str], executor: str | None) -> bool:
 sys.argv[:] = skip_log_servers(sys.argv, os.environ.get("MLOPS_AIRFLOW_LOG_SERVERS"))
 
 if forks_tasks(sys.argv, os.environ.get("AIRFLOW__CORE__EXECUTOR")):
+    import gc
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    # Validation: Great Expectations (~10 s a task otherwise). Training, registry, features and
+    # scoring: scikit-learn, MLflow, Feast, skops, treelite (~5 s). None starts a thread at import,
+    # which a fork would not carry over.
+    import feast  # noqa: F401
     import great_expectations
     import great_expectations.expectations  # noqa: F401
+    import mlflow  # noqa: F401
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
-    import sqlalchemy  # noqa: F401
-
-    # Training, registry, features and scoring tasks: ~5 s of imports a task otherwise (measured;
-    # none of these starts a thread at import, which a fork would not carry over).
-    import feast  # noqa: F401
-    import mlflow  # noqa: F401
-    import skops.io  # noqa: F401
-    import sklearn.ensemble  # noqa: F401
+    import sklearn.ensemble
     import sklearn.linear_model  # noqa: F401
+    import skops.io  # noqa: F401
+    import sqlalchemy  # noqa: F401
     import treelite.gtil  # noqa: F401
+
+    # What is imported lives as long as the process: kept out of the collector's sight, a forked
+    # task's collections do not touch (and so copy) the pages its parent shares with it.
+    gc.collect()
+    gc.freeze()

@@ -224,18 +224,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_service(
-    data_dir: Path, extra_env: dict[str, str] | None = None
+def start_server(
+    data_dir: Path, name: str, command: list[str], ready: Callable[[Any], bool], extra_env: dict[str, str]
 ) -> tuple[subprocess.Popen, str, Any]:
+    """Start `command` (with `{port}` filled in) in its own session on a free port; return once
+    `ready(GET /health)` holds. Its output goes to <data_dir>/<name>.log."""
     import httpx
 
     from include.core.settings import PROJECT_DIR
 
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), **(extra_env or {})}
-    log_file = open(data_dir / "serving.log", "w")  # noqa: SIM115 (closed by stop_service)
-    proc = subprocess.Popen(  # as scripts/run.sh starts it
-        [sys.executable, "-m", "include.serving", "--host", "127.0.0.1", "--port", str(port)],
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), **extra_env}
+    log_path = data_dir / f"{name}.log"
+    log_file = open(log_path, "w")  # noqa: SIM115 (closed by stop_service)
+    proc = subprocess.Popen(
+        [part.format(port=port) for part in command],
         cwd=PROJECT_DIR,
         env=env,
         stdout=log_file,
@@ -244,18 +247,49 @@ def start_service(
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            answer = httpx.get(f"{url}/health", timeout=2)
-            if answer.status_code == 200 and answer.json().get("status") == "ok":
+            if ready(httpx.get(f"{url}/health", timeout=2)):
                 return proc, url, log_file
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
     stop_service(proc, log_file)
-    raise SystemExit("the online service did not start:\n" + (data_dir / "serving.log").read_text()[-3000:])
+    raise SystemExit(f"{name} did not start:\n" + log_path.read_text()[-3000:])
+
+
+def start_service(data_dir: Path) -> tuple[subprocess.Popen, str, Any]:
+    """The online service, as scripts/run.sh starts it; ready once it serves a champion."""
+    return start_server(
+        data_dir,
+        "serving",
+        [sys.executable, "-m", "include.serving", "--host", "127.0.0.1", "--port", "{port}"],
+        lambda answer: answer.status_code == 200 and answer.json().get("status") == "ok",
+        {},
+    )
+
+
+def start_feast_server(data_dir: Path) -> tuple[subprocess.Popen, str, Any]:
+    """`feast serve` on the project's repo and the same online store (SQLite), one worker."""
+    from include.core.settings import PROJECT_DIR
+
+    repo = str(PROJECT_DIR / "include" / "features" / "feature_repo")
+    feast = str(Path(sys.executable).with_name("feast"))
+    command = [
+        feast,
+        "-c",
+        repo,
+        "serve",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "{port}",
+        "--workers",
+        "1",
+        "--no-access-log",
+    ]
+    env = {"MLOPS_DATA_DIR": str(data_dir), "FEAST_USAGE": "False"}
+    return start_server(data_dir, "feast_serve", command, lambda answer: answer.status_code == 200, env)
 
 
 def stop_service(proc: subprocess.Popen, log_file: Any) -> None:
@@ -431,43 +465,6 @@ def print_run(name: str, r: dict[str, Any]) -> None:
         f"load avg {r['load_average_1m_before']})",
         flush=True,
     )
-
-
-def start_feast_server(data_dir: Path) -> tuple[subprocess.Popen, str, Any]:
-    """`feast serve` on the project's repo and the same online store (SQLite), one worker."""
-    import httpx
-
-    from include.core.settings import PROJECT_DIR
-
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(PROJECT_DIR),
-        "MLOPS_DATA_DIR": str(data_dir),
-        "FEAST_USAGE": "False",
-    }
-    log_file = open(data_dir / "feast_serve.log", "w")  # noqa: SIM115 (closed by stop_service)
-    feast = str(Path(sys.executable).with_name("feast"))
-    repo = str(PROJECT_DIR / "include" / "features" / "feature_repo")
-    proc = subprocess.Popen(
-        [feast, "-c", repo, "serve", "-h", "127.0.0.1", "-p", str(port), "--workers", "1", "--no-access-log"],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url, log_file
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_service(proc, log_file)
-    raise SystemExit("feast serve did not start:\n" + (data_dir / "feast_serve.log").read_text()[-3000:])
 
 
 def direct_online_reads(resources: Any, rows: list[dict[str, Any]]) -> dict[str, float]:

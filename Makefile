@@ -12,7 +12,7 @@ DAYS ?= 14
 PROFILE ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast bench bench-page bench-profile clean
+.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast lineage bench bench-page bench-profile clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -78,6 +78,10 @@ test-e2e: venv system ## end-to-end tests only (Airflow, real servers, the brows
 feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="feature-views list"
 	MLOPS_DATA_DIR=$${MLOPS_DATA_DIR:-$(CURDIR)/data} PYTHONPATH=$(CURDIR) FEAST_USAGE=False \
 	  $(VENV)/bin/feast -c include/features/feature_repo $(ARGS)
+
+lineage: venv ## where a model version came from: make lineage VERSION=n (a tree, and a page with the graph)
+	@test -n "$(VERSION)" || { echo "make lineage VERSION=n (a registered version of the model)" >&2; exit 2; }
+	@if [ -f .airflow/env.sh ]; then . .airflow/env.sh; fi; PYTHONPATH=$(CURDIR) $(PY) -m include.oncall.lineage $(VERSION)
 
 bench: venv ## benchmarks (ingest, validation, features, training/serving, monitoring): figures to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py

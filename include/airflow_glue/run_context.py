@@ -20,6 +20,9 @@ def run_tags(context: Mapping[str, Any]) -> dict[str, str]:
         "trigger_reasons": str(reasons)[:4000] if reasons else "",
         "reason": str(context["params"].get("reason") or ""),
         "triggering_user": str(getattr(dag_run, "triggering_user_name", None) or ""),
+        # The DAG version Airflow ran (its serialized DAG) and the bundle's version, when versioned.
+        "airflow.dag_version_id": str(getattr(context.get("ti"), "dag_version_id", None) or ""),
+        "airflow.bundle_version": str(getattr(dag_run, "bundle_version", None) or ""),
     }
 
 

@@ -166,8 +166,9 @@ def definitions(lake_root: str) -> list[Any]:
     return [*repo.ENTITIES, *repo.SOURCES, *repo.FEATURE_VIEWS, *repo.FEATURE_SERVICES]
 
 
-def definitions_hash(settings: Settings) -> str:
-    """Hash of the repo's files and the resolved config: what `feast apply` would register."""
+def definitions_sha256() -> str:
+    """Hash of the feature definitions alone (the repo's files and the feature code they name),
+    wherever they are applied: a model's lineage records it, so a changed definition is found."""
     digest = hashlib.sha256()
     for path in [
         *sorted(FEATURE_REPO_DIR.glob("*.py")),
@@ -176,7 +177,13 @@ def definitions_hash(settings: Settings) -> str:
     ]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update((PROJECT_DIR / "include" / "features" / "engineering.py").read_bytes())  # names, specs
+    return digest.hexdigest()
+
+
+def definitions_hash(settings: Settings) -> str:
+    """Hash of the definitions and the resolved config: what `feast apply` would register."""
     resolved = {"lake": settings.lake_root, "registry": registry_location(settings)}
+    digest = hashlib.sha256(definitions_sha256().encode())
     digest.update(json.dumps(resolved, sort_keys=True).encode())
     return digest.hexdigest()
 

@@ -19,12 +19,13 @@ import pandas as pd
 
 from include.features.engineering import (
     EVENT_TIMESTAMP,
+    FEATURE_TABLES,
     calendar_features,
     is_late,
     prediction_time,
 )
 from include.features.partitions import read_validated
-from include.lake.partitions import file_sha256, partition_urls_between
+from include.lake.partitions import file_sha256, frame_sha256, parquet_rows, partition_urls_between
 from include.source.dataset import FLIGHT_OUTCOMES, FLIGHT_SCHEDULES
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ ENTITY_KEYS = ("tailnum", "carrier", "origin", "dest")
 # A schedule is published a day ahead; an outcome is reported up to ~2 days after departure.
 SCHEDULE_READ_BEFORE = timedelta(days=2)
 LABEL_READ_AFTER = timedelta(days=3)
+FEATURE_READ_BEFORE = timedelta(days=2)  # the longest ttl of the service's views (the statistics)
 LABEL_TOLERANCE_MIN = 5.0  # arrival delay vs actual - scheduled arrival (the source rounds to minutes)
 
 
@@ -144,13 +146,12 @@ def build_training_set(
     ).to_df()
     views = {p.name: [f.name for f in p.features] for p in service.feature_view_projections}
     result = join_features(entity_df, historical, views)
+    reads = (
+        (FLIGHT_SCHEDULES.name, start - SCHEDULE_READ_BEFORE, end),
+        (FLIGHT_OUTCOMES.name, start, end + LABEL_READ_AFTER),
+    )
     partitions = [
-        p
-        for table, lo, hi in (
-            (FLIGHT_SCHEDULES.name, start - SCHEDULE_READ_BEFORE, end),
-            (FLIGHT_OUTCOMES.name, start, end + LABEL_READ_AFTER),
-        )
-        for p in partition_urls_between(lake_root, "validated", table, lo, hi)
+        p for table, lo, hi in reads for p in partition_urls_between(lake_root, "validated", table, lo, hi)
     ]
     result.meta = {
         "feature_service": service_name,
@@ -163,5 +164,28 @@ def build_training_set(
         "inconsistent_labels": inconsistent,
         "late_share": float(result.frame[LABEL].mean()),
         "partitions": {p: file_sha256(p) for p in partitions},
+        # The lineage of the set (include/registry/lineage.py): its own hash, and every file it
+        # stands on with its hash and rows, the raw partitions the validated ones were published from
+        # and the feature partitions Feast's join read (each view's ttl is at most FEATURE_READ_BEFORE).
+        "training_set_sha256": frame_sha256(result.frame, "flight_id"),
+        "inputs": {
+            "raw": _files(
+                [p for t, lo, hi in reads for p in partition_urls_between(lake_root, "raw", t, lo, hi)]
+            ),
+            "validated": _files(partitions),
+            "features": _files(
+                [
+                    p
+                    for table in FEATURE_TABLES
+                    for p in partition_urls_between(
+                        lake_root, "features", table, start - FEATURE_READ_BEFORE, end
+                    )
+                ]
+            ),
+        },
     }
     return result
+
+
+def _files(urls: list[str]) -> dict[str, dict[str, Any]]:
+    return {u: {"sha256": file_sha256(u), "rows": parquet_rows(u)} for u in urls}

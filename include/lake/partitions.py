@@ -147,6 +147,18 @@ def file_sha256(path: str | Path) -> str:
     return storage.sha256(path)
 
 
+def frame_sha256(frame: pd.DataFrame, order_by: str) -> str:
+    """The sha256 of a frame's canonical form: columns by name, rows by `order_by` (stable), each
+    value hashed by pandas with its dtype named, so the same rows and types give the same hash
+    whatever order they were built in (a training set's identity in its lineage)."""
+    import json
+
+    canonical = frame[sorted(frame.columns)].sort_values(order_by, kind="mergesort").reset_index(drop=True)
+    digest = hashlib.sha256(json.dumps([[c, str(canonical[c].dtype)] for c in canonical.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(canonical, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _parquet_bytes(arrow: pa.Table) -> bytes:
     """The partition file's bytes. Written to a memory sink with the same writer and options the
     file sink had, so the bytes are the same as a file's and do not depend on where they go."""

@@ -8,7 +8,8 @@ the gate let it through (or not), which data it saw, and what it is known not to
 
 The card is rebuilt from those records at each event of the version's life (registered, gate,
 deployed, rollback, replaced), so it never says more than the records do; a missing record is
-shown as missing, not guessed. It is stored as `model_card/model_card.{md,html}` on the
+shown as missing, not guessed. The version's lineage record (include/registry/lineage.py) is
+stored beside it from the same facts. It is stored as `model_card/model_card.{md,html}` on the
 version's run, where MLflow's UI shows it and a web page can fetch it (`load_html`).
 `python -m include.registry.model_card publish N` rebuilds one by hand.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from include.core.settings import Settings
 from include.core.urls import redact_url
+from include.registry import lineage
 from include.registry.card.record import collect, quiet_client
 from include.registry.card.render import render_html, render_markdown
 
@@ -46,6 +48,8 @@ def publish(settings: Settings, version: str, event: str) -> dict[str, str]:
     client = quiet_client(settings)
     client.log_text(run_id, render_markdown(facts), MD_ARTIFACT)
     client.log_text(run_id, render_html(facts), HTML_ARTIFACT)
+    # The version's lineage record, from the same facts, completed at the same events.
+    client.log_dict(run_id, lineage.build(facts), lineage.ARTIFACT)
     name, version = settings.model_name, str(version)
     client.set_model_version_tag(name, version, "model_card.updated_at", facts["generated_at"])
     client.set_model_version_tag(name, version, "model_card.event", event)

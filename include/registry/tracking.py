@@ -99,6 +99,36 @@ def git_commit() -> str:
         return "unknown"
 
 
+def git_dirty() -> str:
+    """'true' when the checkout has uncommitted changes to tracked files (the commit alone does not
+    say what ran), 'false' when clean, 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_DIR), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return "true" if out.stdout.strip() else "false"
+
+
+def lock_sha256() -> str:
+    """The sha256 of requirements.lock: every library version the code ran with."""
+    import hashlib
+
+    lock = PROJECT_DIR / "requirements.lock"
+    return hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "unknown"
+
+
+def code_tags() -> dict[str, str]:
+    """The code a run ran: commit, whether the tree was dirty, the lock's hash."""
+    return {"git_commit": git_commit(), "git_dirty": git_dirty(), "lock_sha256": lock_sha256()}
+
+
 def pip_requirements() -> list[str]:
     """Explicit requirements of a logged model (inferring them costs ~20 s per model)."""
     from importlib.metadata import version

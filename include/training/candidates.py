@@ -36,6 +36,9 @@ DEFAULT_GRID: list[dict[str, Any]] = [
     {"model": "hist_gradient_boosting", "max_depth": 8, "learning_rate": 0.05, "max_iter": 300},
 ]
 MODEL_KINDS = ("logistic_regression", "hist_gradient_boosting")
+SEED = 0
+"""Every candidate's random state (logged as its `seed` param): a version can be fitted again
+identically from its record."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def serving_columns(views: dict[str, list[str]]) -> list[str]:
     return input_columns([*features, *calendar])
 
 
-def make_pipeline(spec: dict[str, Any], feature_columns: list[str], seed: int = 0) -> Any:
+def make_pipeline(spec: dict[str, Any], feature_columns: list[str], seed: int = SEED) -> Any:
     """A scikit-learn pipeline for one candidate spec; raises CandidateSpecError on a bad spec."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -156,7 +159,7 @@ def fit(
     y = train["late"].to_numpy()
     if shuffle_labels:
         y = np.random.default_rng(0).permutation(y)
-    pipeline = make_pipeline(spec, feature_columns)
+    pipeline = make_pipeline(spec, feature_columns, seed=SEED)
     started = time.perf_counter()
     pipeline.fit(train[input_columns(feature_columns)], y)
     return pipeline, time.perf_counter() - started

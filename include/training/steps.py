@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from include.core.settings import CHALLENGER, Settings
-from include.features.store import FEATURE_SERVICE
+from include.features.store import FEATURE_SERVICE, definitions_sha256
 from include.features.training_set import LABEL, build_training_set
 from include.registry import model_card, tracking
 from include.training import candidates as training
@@ -63,6 +63,7 @@ def prepare_training_data(
     folder = run_folder(settings, run_id)
     meta = {
         **ts.meta,
+        "feature_definitions_sha256": definitions_sha256(),
         "feature_columns": ts.feature_columns,
         "train_rows": len(split.train),
         "holdout_rows": len(split.holdout),
@@ -103,7 +104,7 @@ def start_parent_run(
     with tracking.registry_call("open the training run (experiment, tags, params, lineage)"):
         exp = tracking.experiment_id(settings)
         with mlflow.start_run(experiment_id=exp, run_name=name) as run:
-            mlflow.set_tags({**tags, "git_commit": tracking.git_commit(), "feature_service": FEATURE_SERVICE})
+            mlflow.set_tags({**tags, **tracking.code_tags(), "feature_service": FEATURE_SERVICE})
             mlflow.log_params(
                 {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in params.items()}
             )
@@ -253,7 +254,12 @@ def _log_candidate_run(
         if shuffle_labels:
             mlflow.set_tag("shuffle_labels", "true")
         mlflow.log_params(
-            {**spec, "threshold": settings.decision_threshold, "shuffle_labels": shuffle_labels}
+            {
+                **spec,
+                "seed": training.SEED,
+                "threshold": settings.decision_threshold,
+                "shuffle_labels": shuffle_labels,
+            }
         )
         mlflow.log_metrics(
             {

@@ -12,7 +12,7 @@ DAYS ?= 14
 PROFILE ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast lineage bench bench-page bench-profile clean
+.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast lineage reproduce bench bench-page bench-profile clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -81,7 +81,13 @@ feast: venv ## the Feast CLI on the project's repo, e.g. make feast ARGS="featur
 
 lineage: venv ## where a model version came from: make lineage VERSION=n (a tree, and a page with the graph)
 	@test -n "$(VERSION)" || { echo "make lineage VERSION=n (a registered version of the model)" >&2; exit 2; }
-	@if [ -f .airflow/env.sh ]; then . .airflow/env.sh; fi; PYTHONPATH=$(CURDIR) $(PY) -m include.oncall.lineage $(VERSION)
+	@home=$${AIRFLOW_HOME:-.airflow}; if [ -f "$$home/env.sh" ]; then . "$$home/env.sh"; fi; \
+	  PYTHONPATH=$(CURDIR) $(PY) -m include.oncall.lineage $(VERSION)
+
+reproduce: venv ## rebuild a model version from its lineage and compare: make reproduce VERSION=n (exit 0: identical)
+	@test -n "$(VERSION)" || { echo "make reproduce VERSION=n (a registered version of the model)" >&2; exit 2; }
+	@home=$${AIRFLOW_HOME:-.airflow}; if [ -f "$$home/env.sh" ]; then . "$$home/env.sh"; fi; \
+	  PYTHONPATH=$(CURDIR) $(PY) -m include.training.reproduce $(VERSION)
 
 bench: venv ## benchmarks (ingest, validation, features, training/serving, monitoring): figures to benchmarks/results/
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_ingest.py

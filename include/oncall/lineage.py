@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from include.core.settings import Settings, get_settings
-from include.registry.lineage import BatchRef, LineageRecord, build
+from include.registry.lineage import BatchRef, LineageRecord, collect
 
 
 def batches(settings: Settings, version: str) -> list[BatchRef]:
@@ -48,17 +48,7 @@ def batches(settings: Settings, version: str) -> list[BatchRef]:
 
 def record(settings: Settings, version: str) -> LineageRecord:
     """The version's lineage as of now (LookupError naming the versions that exist, if none)."""
-    from include.registry.card.record import collect, quiet_client
-
-    try:
-        facts = collect(settings, version)
-    except LookupError as exc:
-        found = quiet_client(settings).search_model_versions(f"name = '{settings.model_name}'")
-        known = sorted((int(v.version) for v in found), reverse=True)
-        names = ", ".join(str(v) for v in known) or "none yet (run train_model)"
-        raise LookupError(f"{exc}. Versions of {settings.model_name}: {names}") from exc
-    facts["event"] = "shown"
-    return build(facts, batches(settings, version))
+    return collect(settings, version, batches(settings, version))[0]
 
 
 def _short(sha: str | None) -> str:

@@ -8,13 +8,16 @@ candidate's tags, Great Expectations results, gate tags, alias tags). The record
 the same facts the model card is (card.record.collect), so both say the same, and it is stored as
 `lineage/record.json` on the version's run at every event of its life (model_card.publish: registered,
 gate, deployed, rollback, replaced). `make lineage VERSION=n` (include/oncall/lineage.py) prints
-it as a tree and writes a page with the graph. Pure functions here; no MLflow, no Airflow.
+it as a tree and writes a page with the graph; `make reproduce VERSION=n`
+(include/training/reproduce.py) rebuilds the version from it. `build` is pure; `collect` reads
+MLflow and the lake (through card.record). No Airflow.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from include.core.settings import Settings
 from include.registry.card.facts import CardFacts, PartitionFacts
 
 FORMAT = "airflow-mlops/lineage/1"
@@ -213,3 +216,22 @@ def build(facts: CardFacts, batches: list[BatchRef] | None = None) -> LineageRec
         prediction_batches=list(batches or []),
         missing=dict(facts.get("missing") or {}),
     )
+
+
+def collect(
+    settings: Settings, version: str, batches: list[BatchRef] | None = None
+) -> tuple[LineageRecord, dict[str, Any]]:
+    """The version's record as of now, and the training set's meta it was built from;
+    LookupError naming the versions that exist when `version` is not one of them."""
+    from include.registry.card.record import collect as card_facts
+    from include.registry.card.record import quiet_client
+
+    try:
+        facts = card_facts(settings, version)
+    except LookupError as exc:
+        found = quiet_client(settings).search_model_versions(f"name = '{settings.model_name}'")
+        known = sorted((int(v.version) for v in found), reverse=True)
+        names = ", ".join(str(v) for v in known) or "none yet (run train_model)"
+        raise LookupError(f"{exc}. Versions of {settings.model_name}: {names}") from exc
+    facts["event"] = "shown"
+    return build(facts, batches), dict(facts.get("lineage") or {})

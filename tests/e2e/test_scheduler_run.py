@@ -240,6 +240,46 @@ def test_model_health_api_reports_what_mlflow_and_serving_say(standalone):
     print(f"model health page: median {statistics.median(times):.0f} ms over 20 loads")
 
 
+def test_lineage_and_reproduction_of_make_runs_champion(standalone):
+    """`make lineage` and `make reproduce` on the champion make run deployed: the tree names the
+    raw and validated partitions with their hashes; the rebuild is identical (exit 0)."""
+    env, run, _ = standalone
+    assert run.returncode == 0
+    champion = _mlflow_champion(env)
+    shown = subprocess.run(
+        ["make", "-s", "lineage", f"VERSION={champion}"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert f"flight_delay version {champion}" in shown.stdout and "raw partitions: " in shown.stdout
+    assert "raw partitions: 0 files" not in shown.stdout and "gate: deploy" in shown.stdout
+    rebuilt = subprocess.run(
+        ["make", "-s", "reproduce", f"VERSION={champion}"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + rebuilt.stderr[-2000:]
+    assert "identical: same training set, metrics and predictions" in rebuilt.stdout
+    print(shown.stdout[-3000:], rebuilt.stdout, sep="\n")
+    unknown = subprocess.run(
+        ["make", "-s", "lineage", "VERSION=999"],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert unknown.returncode != 0 and "no version 999 of flight_delay" in unknown.stderr
+    assert "Versions of flight_delay: " in unknown.stderr and champion in unknown.stderr.rsplit(":", 1)[-1]
+
+
 def test_model_health_page_in_a_real_browser(standalone):
     env, run, _ = standalone
     assert run.returncode == 0

@@ -106,8 +106,18 @@ def materialized_days(api: AirflowAPI, runs: list[dict]) -> set[date]:
     return days
 
 
+STALL_S = 30.0
+"""How long materialize_features may sit idle with days missing before a catch-up run is started."""
+
+
 def wait_for_features(api: AirflowAPI, wanted: list[date], timeout: float) -> int:
+    """Until every wanted day is online. An asset event that lands while Airflow creates a run can
+    end up in no run (materialize_features' docs); every run catches up on what the lake says is
+    not done, but the last day has no later event to start one: after STALL_S idle with days
+    missing, one catch-up run is started (a manual run: it processes the stale days)."""
     started = time.monotonic()
+    idle_since: float | None = None
+    nudged = 0
     while True:
         runs = api.dag_runs(FEATURES_DAG_ID)
         covered = materialized_days(api, runs)
@@ -116,6 +126,16 @@ def wait_for_features(api: AirflowAPI, wanted: list[date], timeout: float) -> in
         print(f"  {FEATURES_DAG_ID}: {len(done)}/{len(wanted)} intervals online", flush=True)
         if len(done) == len(wanted):
             return 0
+        idle_since = None if busy else (idle_since or time.monotonic())
+        if idle_since is not None and time.monotonic() - idle_since > STALL_S and nudged < 3:
+            missing = [d.isoformat() for d in wanted if d not in covered]
+            print(f"  {FEATURES_DAG_ID} idle with {missing} not online: starting a catch-up run", flush=True)
+            run_id = f"make_run__catch_up__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+            api.post(
+                f"/api/v2/dags/{FEATURES_DAG_ID}/dagRuns",
+                {"dag_run_id": run_id, "logical_date": None, "conf": {}},
+            )
+            nudged, idle_since = nudged + 1, None
         if not busy and any(r["state"] == "failed" for r in runs):
             print(f"{FEATURES_DAG_ID} failed: open the Airflow UI for the task logs", file=sys.stderr)
             return 1

@@ -121,7 +121,7 @@ def _deployments(facts: CardFacts) -> list[dict[str, Any]]:
     """The moves of `champion` the version's tags record (the latest move to it, and what replaced
     it): the registry keeps one move per version, so an older move of the same version is the
     earlier value of these tags, not kept."""
-    tags, status = facts["version_tags"], facts["status"]
+    tags, status = facts.get("version_tags") or {}, facts.get("status") or {}
     moves: list[dict[str, Any]] = []
     if tags.get("champion.since"):
         moves.append(
@@ -156,7 +156,7 @@ def build(facts: CardFacts, batches: list[BatchRef] | None = None) -> LineageRec
     run = facts.get("run") or {}
     parent = facts.get("parent_run") or {}
     run_tags, parent_tags = run.get("tags") or {}, parent.get("tags") or {}
-    tags = facts["version_tags"]
+    tags, gate = facts.get("version_tags") or {}, facts.get("gate") or {}
     validated = _files(inputs.get("validated"), meta.get("partitions"))
     intervals = sorted({f["interval"] for f in validated})
     params = dict(run.get("params") or {})
@@ -168,7 +168,7 @@ def build(facts: CardFacts, batches: list[BatchRef] | None = None) -> LineageRec
         generated_at=facts["generated_at"],
         source_intervals=intervals,
         raw_partitions=_files(inputs.get("raw")),
-        validation=[_check(p) for p in facts["partitions"]],
+        validation=[_check(p) for p in facts.get("partitions") or []],
         validated_partitions=validated,
         features={
             "feature_service": meta.get("feature_service") or run_tags.get("feature_service"),
@@ -206,10 +206,10 @@ def build(facts: CardFacts, batches: list[BatchRef] | None = None) -> LineageRec
             "reason": parent_tags.get("reason"),
         },
         gate={
-            "decision": facts["gate"].get("decision"),
-            "reasons": list(facts["gate"].get("reasons") or []),
-            "decided_at": facts["gate"].get("decided_at"),
-            "champion_then": facts["gate"].get("champion"),
+            "decision": gate.get("decision"),
+            "reasons": list(gate.get("reasons") or []),
+            "decided_at": gate.get("decided_at"),
+            "champion_then": gate.get("champion"),
             "approver": tags.get("champion.approved_by"),
         },
         deployments=_deployments(facts),

@@ -175,7 +175,7 @@ def card_inputs(root: Path) -> None:
 
 
 def model_card(root: Path, v: int) -> None:
-    """model_card.publish (two artifacts), its records (`collect`) stubbed by fixed facts."""
+    """model_card.publish (card, page, lineage record), its records (`collect`) stubbed by fixed facts."""
     ids = json.loads((root / "card.json").read_text())
     facts = {"model_name": "flight_delay", "version": ids["version"], "run_id": ids["run_id"],
              "generated_at": f"2026-11-2{v}T12:00:00+00:00", "status": {"state": f"v{v}"}}  # fmt: skip
@@ -229,7 +229,7 @@ WRITES = {
     "training_set": Write(training_set, lambda r: _files(r / "training_sets"), "run/meta.json"),
     "drift_report": Write(drift_report, lambda r: _files(r / "monitoring"),
                           f"reports/flight_delay_v{VERSION}_{DAY}.html"),
-    "model_card": Write(model_card, model_card_state, "RUN/artifacts/model_card/model_card.html",
+    "model_card": Write(model_card, model_card_state, "RUN/artifacts/lineage/record.json",
                         inputs=card_inputs),
     "prediction_log": Write(prediction_log, prediction_log_state, "rows",
                             inputs=lambda r: prediction_log(r, 9, key="another interval")),
@@ -242,7 +242,7 @@ KILL_POINTS = [
     *[("reference_cache", h) for h in ("copy:2", "replace:1", "replace:2")],
     *[("training_set", h) for h in ("fsync:1", "fsync:2", "fsync:3", "replace:3")],
     *[("drift_report", h) for h in ("fsync:1", "replace:1")],
-    *[("model_card", h) for h in ("copy:1", "replace:2")],
+    *[("model_card", h) for h in ("copy:1", "replace:2", "replace:3")],
     *[("prediction_log", h) for h in ("sql:insert", "sql:commit")],
 ]
 

@@ -123,15 +123,19 @@ def ingest_flights() -> None:
         return dict(summary)
 
     raw = {
-        table.name: extract_table.override(task_id=f"extract_{table.name}", outlets=[assets.RAW[table.name]])(
-            table.name
-        )
+        table.name: extract_table.override(
+            task_id=f"extract_{table.name}",
+            inlets=[assets.SOURCE[table.name]],
+            outlets=[assets.RAW[table.name]],
+        )(table.name)
         for table in SOURCE_TABLES
     }
     for table_name in assets.VALIDATED:
-        validate_table.override(task_id=f"validate_{table_name}", outlets=[assets.VALIDATED[table_name]])(
-            table_name, raw[table_name], raw["airports"], raw["airlines"], raw["planes"]
-        )
+        validate_table.override(
+            task_id=f"validate_{table_name}",
+            inlets=[assets.RAW[name] for name in (table_name, "airports", "airlines", "planes")],
+            outlets=[assets.VALIDATED[table_name]],
+        )(table_name, raw[table_name], raw["airports"], raw["airlines"], raw["planes"])
 
 
 ingest_flights()

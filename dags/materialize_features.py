@@ -98,7 +98,7 @@ def materialize_features() -> None:
             )
         return [[s.isoformat(), e.isoformat()] for s, e in planned]
 
-    @task(pool=FEAST_REGISTRY_POOL)
+    @task(pool=FEAST_REGISTRY_POOL, outlets=[assets.FEATURE_DEFINITIONS])
     def apply_definitions() -> dict:
         """`feast apply` when the feature repo changed (hash), else nothing."""
         import logging
@@ -109,7 +109,7 @@ def materialize_features() -> None:
 
         return apply_if_changed(store, settings, logging.getLogger("airflow.task"))
 
-    @task
+    @task(inlets=list(assets.VALIDATED.values()), outlets=[assets.FEATURE_PARTITIONS])
     def build_feature_partitions(intervals: list[list[str]]) -> dict:
         """Feature rows of each interval, written to the lake's features zone."""
         from include.core.settings import get_settings
@@ -124,7 +124,11 @@ def materialize_features() -> None:
                 rows[name] = rows.get(name, 0) + info.rows
         return {"intervals": len(intervals), "rows": rows}
 
-    @task(pool=FEAST_REGISTRY_POOL)
+    @task(
+        pool=FEAST_REGISTRY_POOL,
+        inlets=[assets.FEATURE_DEFINITIONS, assets.FEATURE_PARTITIONS],
+        outlets=[assets.ONLINE_STORE],
+    )
     def materialize_online(intervals: list[list[str]], _applied: dict, _built: dict) -> list[dict]:
         """One materialization from the earliest interval to the latest end (chunked, oldest first)."""
         import logging
@@ -139,7 +143,7 @@ def materialize_features() -> None:
             materialize_interval(store, settings, start, end, logging.getLogger("airflow.task")).as_dict()
         ]
 
-    @task(outlets=[assets.ONLINE_FEATURES])
+    @task(inlets=[assets.ONLINE_STORE, assets.FEATURE_PARTITIONS], outlets=[assets.ONLINE_FEATURES])
     def verify_online_reads(intervals: list[list[str]], materialized: list[dict], **context) -> dict:
         """Online reads for a sample of keys equal the latest offline rows; emit the asset."""
         from include.features import steps

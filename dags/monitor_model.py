@@ -77,7 +77,7 @@ from include.monitoring.contracts import (
     },
 )
 def monitor_model() -> None:
-    @task
+    @task(inlets=[assets.FLIGHT_PREDICTIONS, assets.TRAINING_SET], outlets=[assets.MONITORING_REPORT])
     def check_drift(**context) -> list[NightSummary]:
         """Feature drift, prediction drift and volume of each scored interval (oldest first)."""
         from include.core.settings import get_settings
@@ -94,7 +94,10 @@ def monitor_model() -> None:
             monitoring_policy(),
         )
 
-    @task
+    @task(
+        inlets=[assets.FLIGHT_PREDICTIONS, assets.VALIDATED["flight_outcomes"]],
+        outlets=[assets.MONITORING_REPORT],
+    )
     def evaluate_performance(nights: list[NightSummary], **context) -> list[DayPerformance]:
         """Every scored day whose labels are now complete; days still waiting are recorded as such."""
         from include.core.settings import get_settings
@@ -103,7 +106,7 @@ def monitor_model() -> None:
 
         return evaluate_after(get_settings(), nights, context["run_id"], monitoring_policy())
 
-    @task
+    @task(inlets=[assets.ONLINE_STORE], outlets=[assets.MONITORING_REPORT])
     def check_freshness(nights: list[NightSummary], **context) -> CheckRecord:
         """The online store holds features up to the end of the latest monitored interval."""
         from include.airflow_glue.connections import feature_store
@@ -116,7 +119,7 @@ def monitor_model() -> None:
             settings, feature_store(settings), nights[-1], context["run_id"], monitoring_policy()
         )
 
-    @task
+    @task(outlets=[assets.MONITORING_REPORT])
     def build_report(
         nights: list[NightSummary], performance: list[DayPerformance], freshness: CheckRecord
     ) -> ReportResult:
@@ -147,7 +150,7 @@ def monitor_model() -> None:
             )
         return decision
 
-    @task(outlets=[assets.RETRAIN_REQUEST])
+    @task(inlets=[assets.MONITORING_REPORT], outlets=[assets.RETRAIN_REQUEST])
     def request_retraining(decision: AlertDecision, **context) -> RetrainRequestExtra:
         """Emit `retrain_request` (train_model runs on it) when the policy asks for retraining."""
         from airflow.sdk.exceptions import AirflowSkipException

@@ -55,7 +55,7 @@ from include.core.settings import CHAMPION_POOL
     },
 )
 def rollback_model() -> None:
-    @task(outlets=[assets.CHAMPION_MODEL], pool=CHAMPION_POOL)
+    @task(inlets=[assets.MODEL_VERSIONS], outlets=[assets.CHAMPION_MODEL], pool=CHAMPION_POOL)
     def rollback_champion(**context) -> dict:
         """Check the Params version may serve, smoke-test it, move `champion`, reload serving,
         verify; restore on failure."""

@@ -45,7 +45,15 @@ from include.airflow_glue.defaults import task_defaults
     },
 )
 def score_flights() -> None:
-    @task(outlets=[assets.FLIGHT_PREDICTIONS])
+    @task(
+        inlets=[
+            assets.CHAMPION_MODEL,
+            assets.MODEL_VERSIONS,
+            assets.FEATURE_PARTITIONS,
+            assets.VALIDATED["flight_schedules"],
+        ],
+        outlets=[assets.FLIGHT_PREDICTIONS],
+    )
     def score_next_day(**context) -> list[dict]:
         """Score each interval's published flights with the champion; log every prediction."""
         import logging

@@ -115,7 +115,10 @@ from include.training.contracts import (
     },
 )
 def train_model() -> None:
-    @task
+    @task(
+        inlets=[assets.FEATURE_DEFINITIONS, assets.FEATURE_PARTITIONS, assets.VALIDATED["flight_outcomes"]],
+        outlets=[assets.TRAINING_SET],
+    )
     def prepare_training_data(**context) -> PreparedRun:
         """Training set from Feast, split by time; opens the MLflow parent run.
 
@@ -146,7 +149,7 @@ def train_model() -> None:
 
         return checked_grid(context["params"]["grid"])  # CandidateSpecError names a bad entry
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, inlets=[assets.TRAINING_SET], outlets=[assets.CANDIDATE_RUNS])
     def train_candidate(spec: dict, prepared: PreparedRun, **context) -> CandidateResult:
         """Fit one candidate, measure it on the holdout, log a child MLflow run."""
         from include.core.settings import get_settings
@@ -161,7 +164,7 @@ def train_model() -> None:
             shuffle_labels=bool(context["params"]["shuffle_labels"]),
         )
 
-    @task
+    @task(inlets=[assets.CANDIDATE_RUNS], outlets=[assets.MODEL_VERSIONS])
     def register_best(candidates: list[CandidateResult], prepared: PreparedRun) -> RegisteredCandidate:
         """Best holdout ROC AUC → registered version with alias `challenger`."""
         from include.core.settings import get_settings
@@ -169,7 +172,7 @@ def train_model() -> None:
 
         return register_best(get_settings(), list(candidates), prepared["parent_run_id"])
 
-    @task
+    @task(inlets=[assets.MODEL_VERSIONS, assets.TRAINING_SET, assets.CHAMPION_MODEL])
     def evaluate_gate(prepared: PreparedRun, registered: RegisteredCandidate) -> GateReport:
         """Challenger vs. baseline and champion on the same holdout: the decision and its reasons."""
         from include.core.settings import get_settings
@@ -203,7 +206,12 @@ def train_model() -> None:
     )
     no_approval_required = EmptyOperator(task_id="no_approval_required")
 
-    @task(trigger_rule="one_success", outlets=[assets.CHAMPION_MODEL], pool=CHAMPION_POOL)
+    @task(
+        trigger_rule="one_success",
+        inlets=[assets.MODEL_VERSIONS, assets.TRAINING_SET],
+        outlets=[assets.CHAMPION_MODEL],
+        pool=CHAMPION_POOL,
+    )
     def deploy_champion(**context) -> dict:
         """Smoke test, move `champion`, reload serving and verify it; restore on failure.
 

@@ -110,6 +110,19 @@ def model_card(version: int, user: User) -> HTMLResponse:
     return HTMLResponse(text, headers=PAGE_HEADERS)
 
 
+@app.get("/lineage/{version}", response_class=HTMLResponse)
+def lineage(version: int, user: User) -> HTMLResponse:
+    """A registered version's lineage (data, code, decisions, deployments, batches) with its graph:
+    the page `make lineage VERSION=n` writes, built from the registry and the log as of now."""
+    from include.oncall import lineage as lineage_page
+
+    try:
+        record = lineage_page.record(_settings(), str(version))
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return HTMLResponse(lineage_page.page(record), headers=PAGE_HEADERS)
+
+
 @app.get("/reports/{name}")
 def report(name: str, user: User) -> Response:
     """A nightly drift report (HTML) from the monitoring reports root."""

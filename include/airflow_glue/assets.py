@@ -20,6 +20,9 @@ def asset(spec: names.AssetName) -> Asset:
     return Asset(name=spec.name, uri=spec.uri)
 
 
+SOURCE: dict[str, Asset] = {t.name: asset(names.source(t.name)) for t in SOURCE_TABLES}
+"""source_<table>: the live source's tables (read by extraction; no events)."""
+
 RAW: dict[str, Asset] = {t.name: asset(names.raw(t.name)) for t in SOURCE_TABLES}
 """raw_<table>: one event per extracted interval of every source table."""
 
@@ -28,7 +31,14 @@ VALIDATED: dict[str, Asset] = {
 }
 """validated_<table>: what every later stage reads, for the event tables."""
 
+FEATURE_DEFINITIONS = asset(names.FEATURE_DEFINITIONS)
+FEATURE_PARTITIONS = asset(names.FEATURE_PARTITIONS)
+ONLINE_STORE = asset(names.ONLINE_STORE)
 ONLINE_FEATURES = asset(names.ONLINE_FEATURES)
+TRAINING_SET = asset(names.TRAINING_SET)
+CANDIDATE_RUNS = asset(names.CANDIDATE_RUNS)
+MODEL_VERSIONS = asset(names.MODEL_VERSIONS)
+MONITORING_REPORT = asset(names.MONITORING_REPORT)
 RETRAIN_REQUEST = asset(names.RETRAIN_REQUEST)
 CHAMPION_MODEL = asset(names.CHAMPION_MODEL)
 FLIGHT_PREDICTIONS = asset(names.FLIGHT_PREDICTIONS)

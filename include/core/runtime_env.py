@@ -51,6 +51,28 @@ SERVING_TOKEN_FILE = "serving_token"  # the online service's POST /reload token
 # Airflow 3.3 (no host setting): `make run` does not start them (scripts/airflow_local_settings.py
 # passes --skip-serve-logs). Task logs are files the API server reads itself (LocalExecutor).
 LOG_SERVERS_ENV = "MLOPS_AIRFLOW_LOG_SERVERS"
+OPENLINEAGE_DIR = "openlineage"  # under the Airflow home (a worker's folder in the server profile)
+OPENLINEAGE_NAMESPACE = "airflow-mlops"
+
+
+def openlineage_env(folder: Path) -> dict[str, str]:
+    """Airflow's OpenLineage provider: on, each event a JSON file in `folder` (one file per event,
+    so concurrent tasks never interleave). MLOPS_OPENLINEAGE_TRANSPORT (the provider's JSON) wins:
+    an HTTP consumer (Marquez) is that one variable (README, "Lineage"); AIRFLOW__OPENLINEAGE__DISABLED
+    turns it off. Task events carry their inlets and outlets (include/airflow_glue/openlineage.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    transport = {"type": "file", "log_file_path": str(folder / "event"), "append": False}
+    return {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": os.environ.get("MLOPS_OPENLINEAGE_TRANSPORT")
+        or json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.airflow_glue.openlineage.AssetLineageExtractor",
+        # The task's code is named by the commit the lineage record holds, not copied into events.
+        "AIRFLOW__OPENLINEAGE__DISABLE_SOURCE_CODE": "True",
+        # Emit from a thread of the task process, bounded by execution_timeout (10 s), instead of
+        # forking a task process that holds scikit-learn's and OpenMP's threads.
+        "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
+    }
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -180,6 +202,7 @@ def airflow_env(
         "PYTHONDONTWRITEBYTECODE": "",
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLOPS_DATA_DIR": str(data_dir or Path(os.environ.get("MLOPS_DATA_DIR", project_dir / "data"))),
+        **openlineage_env(airflow_home / OPENLINEAGE_DIR),
         **TELEMETRY_OFF,
         **NO_PICKLE,
     }
@@ -359,6 +382,8 @@ def server_worker_env(home: Path, name: str) -> dict[str, str]:
         "MLOPS_DATA_DIR": str(folder / "data"),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(folder / "logs"),
         HOSTNAME_ENV: SERVER_WORKERS[name],
+        # Each worker's lineage events stay on its own disk (a real deployment sends them over HTTP).
+        **openlineage_env(folder / OPENLINEAGE_DIR),
     }
     for key in ("TMPDIR", "MLOPS_DATA_DIR", "AIRFLOW__LOGGING__BASE_LOG_FOLDER"):
         Path(env[key]).mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ def _champion_card(champion: VersionEntry | None) -> str:
 <div class="muted">previous champion: {escape(champion.get("previous") or "none")}
  · candidate {escape(champion.get("candidate"))}</div>
 <div class="reasons">gate: {escape(champion.get("gate_reasons") or "–")}</div>
-<div>{card} {link(champion.get("version_url"), "MLflow version")}
+<div>{card} {link(champion.get("lineage"), "lineage")} {link(champion.get("version_url"), "MLflow version")}
  {link(champion.get("run_url"), "MLflow run")}</div>
 </div>"""
 
@@ -214,7 +214,8 @@ def _candidate_cells(c: VersionEntry) -> str:
         f"<td>{_decision_badge(c.get('gate_decision'))}</td>"
         f'<td class="reasons">{escape(c.get("gate_reasons") or "")}</td>'
         f"<td>{escape(', '.join(c.get('aliases') or []))}</td>"
-        f"<td>{link(c.get('model_card'), 'card')} {link(c.get('run_url'), 'run')}"
+        f"<td>{link(c.get('model_card'), 'card')} {link(c.get('lineage'), 'lineage')}"
+        f" {link(c.get('run_url'), 'run')}"
         f" {link(c.get('version_url'), 'version')}</td>"
     )
 

@@ -75,6 +75,7 @@ def _version_entry(settings: Settings, mv: Any, base: str | None, experiment: st
         "version_url": tracking.model_url(base, settings.model_name, version) if base else None,
         "model_card": f"model-card/{version}" if tags.get("model_card.updated_at") else None,
         "model_card_updated": tags.get("model_card.updated_at"),
+        "lineage": f"lineage/{version}",
     }
 
 

@@ -31,6 +31,7 @@ class VersionEntry(TypedDict):
     version_url: str | None
     model_card: str | None
     model_card_updated: str | None
+    lineage: str  # the plugin's page of the version's lineage record, built when opened
 
 
 class RegistrySection(TypedDict):

@@ -230,3 +230,22 @@ def test_validated_asset_events_only_for_published_days(two_days):
         D1.isoformat(),
         D2.isoformat(),
     }
+
+
+def test_openlineage_events_name_each_tasks_source_and_partitions(two_days):
+    """The OpenLineage provider (on in every Airflow of the project) wrote a COMPLETE event per task
+    of the run, its inputs and outputs the assets the task reads and writes."""
+    from tests.e2e.lineage_events import events_dir, task_lineage
+
+    lineage = task_lineage("ingest_flights", two_days[1].run_id)
+    assert {f"extract_{t.name}" for t in SOURCE_TABLES} <= lineage.keys(), (sorted(lineage), events_dir())
+    for table in SOURCE_TABLES:
+        assert lineage[f"extract_{table.name}"] == {
+            "inputs": {f"source://flights/{table.name}"},
+            "outputs": {f"lake://raw/{table.name}"},
+        }
+    validate = lineage["validate_flight_schedules"]
+    assert validate["outputs"] == {"lake://validated/flight_schedules"}
+    assert validate["inputs"] == {
+        f"lake://raw/{t}" for t in ("flight_schedules", "airports", "airlines", "planes")
+    }

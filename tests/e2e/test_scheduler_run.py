@@ -31,6 +31,7 @@ from include.source.dataset import SOURCE_TABLES
 from scripts.airflow_api import AirflowAPI
 from tests.e2e.browser import chromium_path, screenshot_path
 from tests.e2e.conftest import source_count
+from tests.e2e.lineage_events import read_events, task_lineage
 from tests.e2e.servers import processes_with_home
 
 # make run's own default: with fewer days the first model's holdout is small enough for the gate's
@@ -193,6 +194,7 @@ def test_model_health_refuses_anonymous_and_is_read_only(standalone):
     for path in (
         "/model-health/api/health",
         "/model-health/model-card/1",
+        "/model-health/lineage/1",
         "/model-health/reports/flight_delay_v1_2026-11-01.html",
         "/model-health/data-docs/index.html",
     ):
@@ -230,6 +232,13 @@ def test_model_health_api_reports_what_mlflow_and_serving_say(standalone):
 
     status, _, card = _get(env, f"/model-health/model-card/{champion}", token=token)
     assert status == 200 and f'id="model-version">{champion}<' in card
+    # The champion's lineage page, built when opened; an unknown version names those that exist.
+    assert snap["champion"]["lineage"] == f"lineage/{champion}"
+    status, _, page = _get(env, f"/model-health/lineage/{champion}", token=token)
+    assert status == 200 and f"Lineage of flight_delay version {champion}</h1>" in page and "<svg" in page
+    assert "gate: deploy" in page
+    status, _, missing = _get(env, "/model-health/lineage/999", token=token)
+    assert status == 404 and "no version 999 of flight_delay" in missing
 
     # Page load time (printed, not asserted: figures belong to benchmarks/bench_model_health.py).
     times = []
@@ -280,6 +289,55 @@ def test_lineage_and_reproduction_of_make_runs_champion(standalone):
     assert unknown.returncode != 0 and "no version 999 of flight_delay" in unknown.stderr
     named = re.search(r"Versions of flight_delay: ([0-9, ]+)", unknown.stderr)
     assert named and champion in named.group(1).split(", ")
+
+
+def _complete_runs(events: list[dict], dag_id: str, task: str) -> list[str]:
+    """Airflow run ids of `dag_id` whose `task` emitted a COMPLETE event."""
+    from tests.e2e.lineage_events import dag_run_id
+
+    return [
+        run_id
+        for e in events
+        if e.get("eventType") == "COMPLETE"
+        and e["job"]["name"] == f"{dag_id}.{task}"
+        and (run_id := dag_run_id(e)) is not None
+    ]
+
+
+def test_openlineage_events_name_the_inputs_and_outputs_of_ingest_and_training(standalone):
+    """The provider, switched on by make run, wrote one event file per task state through the file
+    transport; the tasks of one ingest_flights run and of the train_model run that deployed name
+    the project's assets as their inputs and outputs."""
+    env, run, _ = standalone
+    assert run.returncode == 0
+    folder = Path(env["AIRFLOW_HOME"]) / "openlineage"
+    events = read_events(folder)
+    assert events, f"no OpenLineage event in {folder}"
+    assert all(e["job"]["namespace"] == "airflow-mlops" for e in events)
+
+    ingest_run = _complete_runs(events, "ingest_flights", "validate_flight_outcomes")[-1]
+    ingest = task_lineage("ingest_flights", ingest_run, folder)
+    assert ingest["extract_flight_outcomes"] == {
+        "inputs": {"source://flights/flight_outcomes"},
+        "outputs": {"lake://raw/flight_outcomes"},
+    }
+    assert ingest["validate_flight_outcomes"]["outputs"] == {"lake://validated/flight_outcomes"}
+    assert "lake://raw/flight_outcomes" in ingest["validate_flight_outcomes"]["inputs"]
+    assert "lake://raw/airports" in ingest["validate_flight_outcomes"]["inputs"]
+    tables = {t.name for t in SOURCE_TABLES}
+    assert {f"extract_{t}" for t in tables} <= ingest.keys(), sorted(ingest)
+
+    train_run = _complete_runs(events, "train_model", "deploy_champion")[-1]
+    train = task_lineage("train_model", train_run, folder)
+    assert train["prepare_training_data"]["outputs"] == {"lake://training_sets/flight_delay"}
+    assert {"feast://flights/registry", "lake://features/flights"} <= train["prepare_training_data"]["inputs"]
+    assert train["register_best"] == {
+        "inputs": {"mlflow://flight_delay/runs"},
+        "outputs": {"mlflow://flight_delay/versions"},
+    }
+    assert train["deploy_champion"]["outputs"] == {"mlflow://flight_delay/champion"}
+    # A task that reads or writes nothing named (the branch) carries no dataset.
+    assert train["choose_path"] == {"inputs": set(), "outputs": set()}
 
 
 def test_model_health_page_in_a_real_browser(standalone):

@@ -151,6 +151,9 @@ def services_env() -> dict[str, str]:
         "MLOPS_SERVING_PORT": str(serving_port()),
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI") or f"http://{API_HOST}:{mlflow_port()}",
         "MLOPS_SERVING_URL": os.environ.get("MLOPS_SERVING_URL") or f"http://{API_HOST}:{serving_port()}",
+        # make run's MLflow server: no job runner. MLflow 3.17 otherwise starts 7 huey consumer
+        # processes for jobs the project never submits (measured: ~270 MB RSS each).
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
 
 

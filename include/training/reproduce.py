@@ -39,6 +39,8 @@ class Reproduction:
     metrics: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (recorded, now)
     max_abs_diff: float | None = None
     run_id: str | None = None
+    checked: dict[str, int] = field(default_factory=dict)  # zone -> files whose hash was checked
+    rebuilt_set: tuple[int, str] | None = None  # rows, sha256 of the rebuilt training set
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +98,11 @@ def reproduce(settings: Settings, version: str) -> Reproduction:
         )
         return out
     out.problems = changed_inputs(record, definitions_sha256())
+    out.checked = {
+        "raw": len(record["raw_partitions"]),
+        "validated": len(record["validated_partitions"]),
+        "feature": len(record["features"].get("partitions") or []),
+    }
     if out.problems:
         return out
     store = open_store(settings)
@@ -126,6 +133,7 @@ def _rebuild_and_compare(
         timedelta(hours=float(ts["prediction_lead_hours"])),
     )
     now = frame_sha256(rebuilt.frame, "flight_id")
+    out.rebuilt_set = (len(rebuilt.frame), now)
     if now != ts["sha256"]:
         out.differences.append(
             f"the rebuilt training set differs: sha256 recorded {ts['sha256'][:12]}, now {now[:12]}"
@@ -188,6 +196,11 @@ def report(out: Reproduction) -> str:
             *(f"    {p}" for p in out.problems),
         ]
         return "\n".join(lines)
+    files = ", ".join(f"{n} {zone}" for zone, n in out.checked.items())
+    lines.append(f"  inputs unchanged: {files} partitions and the feature definitions (sha256 each)")
+    if out.rebuilt_set:
+        rows, sha = out.rebuilt_set
+        lines.append(f"  training set rebuilt through Feast: {rows} rows, sha256 {sha[:12]}")
     lines.append(f"  {'metric':<26}{'recorded':>14}{'rebuilt':>14}")
     lines += [f"  {name:<26}{a:>14.6f}{b:>14.6f}" for name, (a, b) in out.metrics.items()]
     lines.append(f"  holdout predictions: max |Δp| {out.max_abs_diff}")

@@ -1,4 +1,4 @@
-"""The online prediction service: POST /predict, GET /health, GET /version, POST /reload.
+"""The online prediction service: POST /predict, GET /health, GET /version, POST /reload, GET /metrics.
 
 `make run` starts it on 127.0.0.1 (`python -m include.serving`, see __main__.py). A request
 names a flight (`{"flight_id": 1234}`, looked up in the latest validated schedules) or gives the
@@ -14,6 +14,9 @@ The service defends itself: POST /reload needs `Authorization: Bearer <MLOPS_SER
 (401 otherwise); a body over MAX_BODY_BYTES gets 413; a Host header not in
 MLOPS_SERVING_ALLOWED_HOSTS (127.0.0.1, localhost) gets 400; /predict refuses ids and keys
 out of form and departures far from now (422); /health shows errors with URL credentials removed.
+A request whose features cannot be read is refused (503), never scored without them.
+
+GET /metrics: the service's own health in Prometheus' format (include/serving/metrics.py).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from include.core.settings import Settings, get_settings
 from include.core.urls import redact_url
 from include.serving.champion import ChampionHolder, ChampionPoller
 from include.serving.flight_index import SCHEDULE_DAYS, FlightIndex
+from include.serving.metrics import CONTENT_TYPE, MetricsMiddleware, ServiceMetrics
 from include.serving.online import (
+    FeatureReadError,
     PredictRequest,
     ServingResources,
     departure_problem,
@@ -140,28 +145,40 @@ def _lifespan(
     return lifespan
 
 
-def _add_routes(app: FastAPI, service: OnlineService) -> None:
-    from fastapi import Header, HTTPException
+def health_state(service: OnlineService) -> dict[str, Any]:
+    """What /health reports and /metrics exports: the loaded model and the service's counters."""
+    settings, holder, resources = service.settings, service.holder, service.resources
+    current = holder.current
+    writer = resources.writer if resources else None
+    return {
+        "status": "ok" if current is not None else "no_model",
+        "model_name": settings.model_name,
+        "model_version": current.version if current else None,
+        "serving_path": current.path if current else None,  # treelite / linear / sklearn
+        "error": redact_url(holder.error) if holder.error else None,
+        "refused": holder.refused,  # a champion version the loader refused, and why
+        "flights_known": len(service.flights),
+        "predictions_logged": writer.written if writer else 0,
+        "prediction_log_errors": writer.errors if writer else 0,
+        # Requests served with a feature view past its ttl (as missing, like training).
+        "stale_feature_fallbacks": resources.stale_fallbacks if resources else 0,
+        "feature_read_failures": resources.feature_read_failures if resources else 0,
+    }
+
+
+def _add_routes(app: FastAPI, service: OnlineService, metrics: ServiceMetrics) -> None:
+    from fastapi import Header, HTTPException, Response
 
     settings, holder, flights = service.settings, service.holder, service.flights
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        current = holder.current
-        writer = service.resources.writer if service.resources else None
-        return {
-            "status": "ok" if current is not None else "no_model",
-            "model_name": settings.model_name,
-            "model_version": current.version if current else None,
-            "serving_path": current.path if current else None,  # treelite / linear / sklearn
-            "error": redact_url(holder.error) if holder.error else None,
-            "refused": holder.refused,  # a champion version the loader refused, and why
-            "flights_known": len(flights),
-            "predictions_logged": writer.written if writer else 0,
-            "prediction_log_errors": writer.errors if writer else 0,
-            # Requests served with a feature view past its ttl (as missing, like training).
-            "stale_feature_fallbacks": service.resources.stale_fallbacks if service.resources else 0,
-        }
+        return health_state(service)
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        """Requests, latency, errors, feature-read failures, the model in use (Prometheus text)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/version")
     def version() -> dict[str, Any]:
@@ -202,7 +219,10 @@ def _add_routes(app: FastAPI, service: OnlineService) -> None:
         if row is None:
             raise HTTPException(404, unknown_flight_message(request.flight_id, SCHEDULE_DAYS))
         assert service.resources is not None  # requests are served after the lifespan opened them
-        return predict_one(settings, current, service.resources, row)
+        try:
+            return predict_one(settings, current, service.resources, row)
+        except FeatureReadError as exc:
+            raise HTTPException(503, str(exc)) from exc
 
 
 def create_app(settings: Settings | None = None) -> Any:
@@ -218,5 +238,8 @@ def create_app(settings: Settings | None = None) -> Any:
     # Added last = runs first: a wrong Host is refused before the body is read.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(settings.serving_allowed_hosts))
-    _add_routes(app, service)
+    # Outermost: refusals by the other middleware are counted too.
+    metrics = ServiceMetrics(lambda: health_state(service))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    _add_routes(app, service, metrics)
     return app

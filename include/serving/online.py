@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from include.core.clock import utc_now
 from include.core.settings import Settings
+from include.core.urls import redact_url
 from include.features.store import (
     FEATURE_SERVICE,
     OnlineStoreConnection,
@@ -91,6 +92,11 @@ def service_online_connection(settings: Settings) -> OnlineStoreConnection | Non
     return online_connection_from_uri(uri)
 
 
+class FeatureReadError(RuntimeError):
+    """The online store could not be read for a request: it is refused (503), never scored
+    without its features."""
+
+
 @dataclass
 class ServingResources:
     """What every request uses, opened once when the service starts."""
@@ -102,6 +108,7 @@ class ServingResources:
     writer: prediction_log.BackgroundWriter
     engine: sa.Engine
     stale_fallbacks: int = 0  # requests in which a view was past its ttl (served as missing)
+    feature_read_failures: int = 0  # requests refused: the online store could not be read
 
     def close(self) -> None:
         self.writer.close()
@@ -176,9 +183,18 @@ def predict_one(
     now = datetime.now(UTC)
     # Staleness on the source's clock (the replay clock in the demo and the tests), as training.
     as_of = utc_now(settings.clock_now)
-    values, stale = online_values(
-        resources.store, resources.service, row, resources.views, resources.ttls, as_of
-    )
+    try:
+        values, stale = online_values(
+            resources.store, resources.service, row, resources.views, resources.ttls, as_of
+        )
+    except Exception as exc:  # fail closed: no prediction from features that could not be read
+        resources.feature_read_failures += 1
+        raise FeatureReadError(
+            f"the online feature store could not be read for flight {row.get('flight_id')}: "
+            f"{type(exc).__name__}: {redact_url(str(exc))[:300]}. Nothing was predicted or logged. "
+            "Check the online store (MLOPS_FEAST_ONLINE_STORE) and the last materialize_features run "
+            "(runbook: FeatureReadError)"
+        ) from exc
     if stale:
         resources.stale_fallbacks += 1
     inputs = single_row_inputs(row, values, resources.views)

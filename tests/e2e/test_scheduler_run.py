@@ -250,6 +250,28 @@ def test_model_health_api_reports_what_mlflow_and_serving_say(standalone):
     print(f"model health page: median {statistics.median(times):.0f} ms over 20 loads")
 
 
+def test_the_service_exports_its_metrics_with_the_champion_it_serves(standalone):
+    """make run's service: /metrics names the champion and the compiled path, and counts the
+    /predict make run sent at its end."""
+    env, run, _ = standalone
+    assert run.returncode == 0
+    import httpx
+
+    champion = _mlflow_champion(env)
+    answer = httpx.get(f"http://127.0.0.1:{env['MLOPS_SERVING_PORT']}/metrics", timeout=30)
+    assert answer.status_code == 200, answer.text[:500]
+    text = answer.text
+    info = (
+        r'mlops_serving_model_info\{model_name="flight_delay",'
+        r'serving_path="(treelite|linear)",version="(\d+)"\} 1\.0'
+    )
+    shown = re.search(info, text)
+    assert shown and shown.group(2) == champion, text[:3000]  # the compiled form serves
+    served = re.search(r'mlops_serving_requests_total\{route="/predict",status="200"\} ([0-9.]+)', text)
+    assert served and float(served.group(1)) >= 1, text[:3000]
+    assert "mlops_serving_feature_read_failures_total 0.0" in text
+
+
 def test_lineage_and_reproduction_of_make_runs_champion(standalone):
     """`make lineage` and `make reproduce` on the champion make run deployed: the tree names the
     raw and validated partitions with their hashes; the rebuild is identical (exit 0)."""

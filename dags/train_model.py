@@ -21,11 +21,15 @@ grid, `require_approval`, reason).
 4. `evaluate_gate`: challenger vs. the naive baseline and the `champion` on the same holdout, plus
    slices, signature, size and latency (thresholds: `include/training/gate.py` GateThresholds). The
    decision table is in this task's log and on the MLflow run (`gate_decision.json`, tags).
-5. `choose_path`: `reject_candidate`, or `approve_deployment` (a human approves in the UI when
-   `require_approval`), or straight to `deploy_champion`: smoke test from the registry, move
-   `champion`, the online service reloads and must serve the new version; otherwise `champion`
-   is put back and the task fails. A retry finds the version already champion and only verifies.
-   Runs in the one-slot pool `champion_alias`, shared with rollback_model.
+5. `choose_path`: `reject_candidate`, or `approve_deployment` when `require_approval` (a person
+   answers in Browse → Required Actions, which shows the gate's table and the model card link:
+   **Deploy** or **Reject**; nobody answering within `MLOPS_APPROVAL_TIMEOUT_HOURS` (48) is a
+   Reject, and on-call is reminded after `MLOPS_APPROVAL_REMINDER_HOURS` (24)), or straight to
+   `deploy_champion`: smoke test from the registry, move `champion`, the online service reloads
+   and must serve the new version; otherwise `champion` is put back and the task fails. A retry
+   finds the version already champion and only verifies. Runs in the one-slot pool
+   `champion_alias`, shared with rollback_model. A Reject runs `reject_deployment`: the version
+   is tagged with who rejected it (`approval.*`), the champion stays.
 
 **When a task is red** (runbook: README.md, *On call*).
 - Skipped `prepare_training_data` ("not training: only N day(s) with validated outcomes and
@@ -49,14 +53,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from include.airflow_glue import assets
+from include.airflow_glue import approval, assets
 from include.airflow_glue.connections import feature_store
 from include.airflow_glue.defaults import task_defaults
 from include.airflow_glue.run_context import deployment_record, run_tags
-from include.core.settings import CHAMPION_POOL
+from include.core.settings import CHAMPION_POOL, get_settings
 from include.training.candidates import DEFAULT_GRID
 from include.training.contracts import (
     CandidateResult,
@@ -66,6 +69,10 @@ from include.training.contracts import (
     Rejection,
 )
 
+_settings = get_settings()  # environment only (cheap): the decision's deadlines
+APPROVAL_TIMEOUT = timedelta(hours=_settings.approval_timeout_hours)
+APPROVAL_REMINDER = timedelta(hours=_settings.approval_reminder_hours)
+
 
 @dag(
     schedule=AssetOrTimeSchedule(
@@ -74,7 +81,9 @@ from include.training.contracts import (
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    dagrun_timeout=timedelta(hours=3),
+    # Training takes minutes; a run that waits for a person may take until the decision's timeout.
+    dagrun_timeout=APPROVAL_TIMEOUT + timedelta(hours=3),
+    deadline=approval.reminder(APPROVAL_REMINDER, APPROVAL_TIMEOUT),
     default_args=task_defaults(retries=1, retry_delay=timedelta(minutes=2)),
     tags=["mlops", "training", "mlflow"],
     doc_md=__doc__,
@@ -104,7 +113,8 @@ from include.training.contracts import (
         "require_approval": Param(
             False,
             type="boolean",
-            description="Wait for a person to approve the gate report before deploying.",
+            description="Wait for a person to choose Deploy or Reject (Browse > Required Actions) "
+            "before deploying; no answer in time is a Reject.",
         ),
         "reason": Param("", type="string", description="Why this run (kept on the MLflow run)."),
         "shuffle_labels": Param(
@@ -193,17 +203,31 @@ def train_model() -> None:
 
         return reject(decision)
 
-    approve_deployment = ApprovalOperator(
-        task_id="approve_deployment",
+    approve_deployment = approval.decision(
+        "approve_deployment",
+        deploy_task="deploy_champion",
+        reject_task="reject_deployment",
+        timeout=APPROVAL_TIMEOUT,
         subject="Deploy {{ ti.xcom_pull(task_ids='evaluate_gate')['model_name'] }} version "
         "{{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }} as champion?",
         body="Gate report (all checks passed):\n\n```\n"
         "{{ ti.xcom_pull(task_ids='evaluate_gate')['table'] }}\n```\n\n"
-        "Champion now: {{ ti.xcom_pull(task_ids='evaluate_gate')['champion'] }}. "
-        "Reject keeps the champion unchanged.",
-        defaults="Reject",
-        response_timeout=timedelta(days=2),
+        "Model card: [version {{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }}]"
+        "(/model-health/model-card/{{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }}). "
+        "Champion now: {{ ti.xcom_pull(task_ids='evaluate_gate')['champion'] }}.\n\n"
+        "**Deploy** moves `champion` to it (smoke test and serving check first). **Reject** keeps the "
+        "champion; so does no answer within the deadline.",
     )
+
+    @task
+    def reject_deployment(**context) -> Rejection:
+        """A person chose Reject (or nobody answered in time): recorded on the version; champion unchanged."""
+        from include.training.gate_steps import reject_by_person
+
+        ti = context["ti"]
+        response = ti.xcom_pull(task_ids="approve_deployment", key=approval.RESPONSE_KEY)
+        return reject_by_person(get_settings(), ti.xcom_pull(task_ids="evaluate_gate"), response)
+
     no_approval_required = EmptyOperator(task_id="no_approval_required")
 
     @task(
@@ -254,8 +278,10 @@ def train_model() -> None:
     rejected = reject_candidate(decision)
     path >> [rejected, approve_deployment, no_approval_required]
     deployed = deploy_champion()
+    refused = reject_deployment()
     [approve_deployment, no_approval_required] >> deployed
-    [rejected, deployed] >> close_retrain_requests()
+    approve_deployment >> refused
+    [rejected, deployed, refused] >> close_retrain_requests()
 
 
 train_model()

@@ -72,7 +72,43 @@ def send(subject: str, text: str, context: Context) -> list[str]:
             )
         except Exception:
             log.exception("could not send the alert through connection %s", ALERT_SLACK_CONN_ID)
+    _keep(subject, text, sent)
     return sent
+
+
+def _keep(subject: str, text: str, channels: list[str]) -> None:
+    """Record the alert in the monitoring database (`alerts_sent`), so it is on record even where
+    no channel is configured. Never raises: a database that is down must not hide the alert,
+    which the caller has logged already."""
+    try:
+        from include.core.settings import get_settings
+        from include.monitoring.tables import record_alert
+
+        record_alert(get_settings(), subject, text, channels)
+    except Exception:
+        log.exception("could not record the alert %r in the monitoring database", subject)
+
+
+def decision_overdue(context: Any = None, **kwargs: Any) -> None:
+    """The DeadlineAlert callback of train_model: a run is still not finished long after it was
+    queued, which in practice means the deployment decision waits for a person (Required Actions).
+    Logs and sends the reminder; never raises."""
+    try:
+        # The scheduler passes {"dag_run": <the REST API's DAG run>, "deadline": {...}}.
+        dag_run = (context or {}).get("dag_run") if isinstance(context, dict) else None
+        run = dag_run if isinstance(dag_run, dict) else {}
+        run_id = run.get("dag_run_id") or run.get("run_id") or getattr(dag_run, "run_id", None)
+        after, timeout = kwargs.get("after"), kwargs.get("timeout")
+        text = (
+            f"train_model run {run_id or '(see the DAG)'} is not finished {after} after it was queued.\n"
+            "If approve_deployment waits for a decision: Airflow UI > Browse > Required Actions, choose "
+            f"Deploy or Reject. Without an answer the candidate is rejected {timeout} after the request "
+            "(the champion stays). If no decision is waiting, the run is stuck: read its task logs."
+        )
+        log.warning("DEPLOYMENT DECISION OVERDUE\n%s", text)
+        send("[airflow-mlops] deployment decision overdue: train_model", text, context or {})  # type: ignore[arg-type]
+    except Exception:
+        log.exception("the overdue-decision reminder could not be sent")
 
 
 def on_task_failure(context: Context) -> None:

@@ -28,13 +28,15 @@ def run_tags(context: Mapping[str, Any]) -> dict[str, str]:
 
 def deployment_record(context: Mapping[str, Any]) -> dict[str, str]:
     """Who deploys, who approved (approve_deployment's responder), from which run and why."""
+    from include.airflow_glue.approval import RESPONSE_KEY
     from include.registry.deploy import approver
 
     params = context["params"]
     return {
         "deployed_by": str(getattr(context["dag_run"], "triggering_user_name", None) or "scheduler"),
         "approved_by": approver(
-            bool(params["require_approval"]), context["ti"].xcom_pull(task_ids="approve_deployment")
+            bool(params["require_approval"]),
+            context["ti"].xcom_pull(task_ids="approve_deployment", key=RESPONSE_KEY),
         ),
         "dag_run": context["run_id"],
         "reason": str(params.get("reason") or "gate passed"),

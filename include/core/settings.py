@@ -134,6 +134,12 @@ class Settings:
     earlier is refused with 422. Wide by default: a deployment probes the service with a flight
     of its training holdout, and a training window may end in the past (train_model's `window_end`,
     up to 365 days long)."""
+    approval_timeout_hours: float = 48.0
+    """How long train_model's deployment decision waits for a person (`MLOPS_APPROVAL_TIMEOUT_HOURS`);
+    then the candidate is rejected (the champion stays). Read when the DAG is parsed."""
+    approval_reminder_hours: float = 24.0
+    """After this long without the run finishing, on-call is reminded that a decision waits
+    (`MLOPS_APPROVAL_REMINDER_HOURS`, a DeadlineAlert from the run's queued time)."""
 
     @property
     def mlflow_dir(self) -> Path:
@@ -246,4 +252,6 @@ def get_settings() -> Settings:
         ),
         serving_departure_days_ahead=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_AHEAD", "7")),
         serving_departure_days_back=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_BACK", "400")),
+        approval_timeout_hours=float(_env("MLOPS_APPROVAL_TIMEOUT_HOURS", "48")),
+        approval_reminder_hours=float(_env("MLOPS_APPROVAL_REMINDER_HOURS", "24")),
     )

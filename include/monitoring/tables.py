@@ -2,7 +2,9 @@
 
 `monitoring_checks`: one row per check per departure day and version (the verdict);
 `monitoring_metrics`: every number of a check, long format (a time series per name);
-`retrain_requests`: what monitor_model asked for, and which train_model run took it up.
+`retrain_requests`: what monitor_model asked for, and which train_model run took it up;
+`alerts_sent`: every alert the project raised (monitoring, failed tasks, overdue decisions), with
+the channels it went out through (none configured is still a row: the alert was raised).
 """
 
 from __future__ import annotations
@@ -68,6 +70,16 @@ REQUESTS_TABLE = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),  # pending | consumed
     sa.Column("consumed_by", sa.String(250), nullable=True),  # train_model run id
     sa.Column("consumed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+ALERTS_TABLE = sa.Table(
+    "alerts_sent",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("channels", sa.Text, nullable=False),  # JSON list, e.g. ["smtp:mlops_alerts_smtp"]
 )
 
 
@@ -252,3 +264,22 @@ def mark_answered(settings: Settings, request_ids: list[int], train_run_id: str)
 def requests(settings: Settings) -> pd.DataFrame:
     with _connected(settings) as eng, eng.connect() as conn:
         return pd.read_sql(sa.select(REQUESTS_TABLE).order_by(REQUESTS_TABLE.c.id), conn)
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+def record_alert(settings: Settings, subject: str, text: str, channels: list[str]) -> None:
+    """Keep an alert the project raised (its text as sent: credentials already removed)."""
+    with _connected(settings) as eng, eng.begin() as conn:
+        conn.execute(
+            sa.insert(ALERTS_TABLE).values(
+                sent_at=datetime.now(UTC), subject=subject[:500], text=text, channels=json.dumps(channels)
+            )
+        )
+
+
+def alerts(settings: Settings, limit: int = 50) -> pd.DataFrame:
+    """The latest alerts raised, newest first."""
+    with _connected(settings) as eng, eng.connect() as conn:
+        return pd.read_sql(sa.select(ALERTS_TABLE).order_by(ALERTS_TABLE.c.id.desc()).limit(limit), conn)

@@ -162,3 +162,35 @@ def reject(decision: GateReport) -> Rejection:
         "\n  ".join(decision["reasons"]),
     )
     return Rejection(version=decision["version"], deployed=False, reasons=decision["reasons"])
+
+
+def responder(response: dict[str, Any] | None) -> str:
+    """Who answered the deployment decision, for the version's tags and the log."""
+    if not response:
+        return "unknown (no answer recorded)"
+    if response.get("timed_out"):
+        return "nobody: the request timed out (default Reject)"
+    user = response.get("responded_by_user") or {}
+    name = user.get("name") or user.get("id") if isinstance(user, dict) else user
+    return str(name or "unknown")
+
+
+def reject_by_person(settings: Settings, decision: GateReport, response: dict[str, Any] | None) -> Rejection:
+    """A candidate the gate passed was rejected in Required Actions (or nobody answered in time):
+    recorded on the version (`approval.*` tags, its model card); the champion is unchanged."""
+    who = responder(response)
+    at = str((response or {}).get("responded_at") or datetime.now(UTC).isoformat())
+    name, version = decision["model_name"], str(decision["version"])
+    with tracking.registry_call(f"record the rejection of version {version}"):
+        client = tracking.client(settings)
+        for key, value in {"approval.decision": "reject", "approval.by": who, "approval.at": at}.items():
+            client.set_model_version_tag(name, version, key, value)
+    model_card.publish_or_warn(settings, version, "rejected in Required Actions")
+    log.warning(
+        "REJECTED by %s: %s version %s passed the gate but is not deployed; champion unchanged (%s).",
+        who,
+        name,
+        version,
+        decision["champion"],
+    )
+    return Rejection(version=version, deployed=False, reasons=[f"rejected by {who} at {at}"])

@@ -44,6 +44,7 @@ EXPECTED_TASKS = {
         "choose_path",
         "reject_candidate",
         "approve_deployment",
+        "reject_deployment",
         "no_approval_required",
         "deploy_champion",
         "close_retrain_requests",

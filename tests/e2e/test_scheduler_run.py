@@ -37,6 +37,7 @@ from tests.e2e.servers import processes_with_home
 # make run's own default: with fewer days the first model's holdout is small enough for the gate's
 # slice floors to reject it on some replayed weeks (7 days did), and the page test needs a champion.
 DAYS = 14
+APPROVAL_TIMEOUT_S, APPROVAL_REMINDER_S = 120, 36
 
 
 def free_port() -> int:
@@ -71,6 +72,9 @@ def standalone(tmp_path_factory):
         MLOPS_MLFLOW_PORT=str(free_port()),
         MLOPS_SERVING_PORT=str(free_port()),
         DEMO_DAYS=str(DAYS),
+        # train_model's decision: rejected after 2 min without an answer, on-call reminded after 36 s
+        MLOPS_APPROVAL_TIMEOUT_HOURS=str(APPROVAL_TIMEOUT_S / 3600),
+        MLOPS_APPROVAL_REMINDER_HOURS=str(APPROVAL_REMINDER_S / 3600),
     )
     started = time.monotonic()
     run = subprocess.run(
@@ -186,6 +190,19 @@ def _mlflow_champion(env: dict) -> str:
         conn.close()
     assert resp.status == 200, body
     return str(body["model_version"]["version"])
+
+
+def _version_tags(env: dict, version: str) -> dict[str, str]:
+    """A registered version's tags as MLflow's REST API reports them."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
+    try:
+        conn.request("GET", f"/api/2.0/mlflow/model-versions/get?name=flight_delay&version={version}")
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 200, body
+    return {t["key"]: t["value"] for t in body["model_version"].get("tags", [])}
 
 
 def test_model_health_refuses_anonymous_and_is_read_only(standalone):
@@ -466,6 +483,107 @@ def test_deploy_and_rollback_started_together_one_waits(standalone):
     (_, first_end, first), (second_start, _, second) = spans
     assert second_start >= first_end, f"{second} started before {first} ended: {spans}"
     assert _mlflow_champion(env) in {champion, str(int(champion) + 1)}
+
+
+def _wait_task(client: AirflowAPI, run_id: str, task_id: str, states: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = _task(client, "train_model", run_id, task_id)["state"]
+        if state in states:
+            return str(state)
+        assert state not in ("failed", "upstream_failed"), f"{task_id} of {run_id}: {state}"
+        time.sleep(3)
+    pytest.fail(f"{task_id} of {run_id} never reached {states}: {state}")
+
+
+def _wait_run(client: AirflowAPI, run_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/v2/dags/train_model/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return str(state)
+        time.sleep(3)
+    pytest.fail(f"train_model run {run_id} did not finish in {timeout} s")
+
+
+def _ask(client: AirflowAPI, run_id: str) -> dict:
+    """A train_model run with require_approval, once its decision waits in Required Actions."""
+    conf = {"require_approval": True, "reason": f"e2e: {run_id}", "window_days": DAYS}
+    client.post(
+        "/api/v2/dags/train_model/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+    )
+    _wait_task(client, run_id, "approve_deployment", {"awaiting_input"}, timeout=900)
+    return client.get(
+        f"/api/v2/dags/train_model/dagRuns/{run_id}/taskInstances/approve_deployment/-1/hitlDetails"
+    )
+
+
+def _answer(client: AirflowAPI, run_id: str, option: str) -> dict:
+    return client.patch(
+        f"/api/v2/dags/train_model/dagRuns/{run_id}/taskInstances/approve_deployment/-1/hitlDetails",
+        {"chosen_options": [option], "params_input": {}},
+    )
+
+
+def test_a_person_deploys_or_rejects_through_the_rest_api_and_silence_rejects(standalone):
+    """require_approval: the decision waits in Required Actions with the gate's table and the model
+    card link; Deploy (answered through the REST API, as the UI does) moves `champion` and records
+    who approved; Reject keeps the champion and records who rejected; no answer within the timeout
+    rejects, and the DeadlineAlert reminded on-call while it waited."""
+    env, run, _ = standalone
+    assert run.returncode == 0
+    client, token = api(env), api(env).token()
+    before = _mlflow_champion(env)
+
+    asked = _ask(client, "decision__deploy")
+    assert asked["options"] == ["Deploy", "Reject"] and asked["defaults"] == ["Reject"]
+    assert "all checks passed" in asked["body"] and "ROC AUC" in asked["body"], asked["body"]
+    card = re.search(r"\((/model-health/model-card/(\d+))\)", asked["body"])
+    assert card, asked["body"]
+    status, _, page = _get(env, card.group(1), token=token)  # the link in the request works
+    assert status == 200 and f'id="model-version">{card.group(2)}<' in page
+    answered = _answer(client, "decision__deploy", "Deploy")
+    assert answered["chosen_options"] == ["Deploy"] and answered["responded_by_user"]["name"] == ADMIN_USER
+    assert _wait_run(client, "decision__deploy", timeout=600) == "success"
+    assert _task(client, "train_model", "decision__deploy", "reject_deployment")["state"] == "skipped"
+    deployed = _mlflow_champion(env)
+    assert deployed == card.group(2) and deployed != before
+    tags = _version_tags(env, deployed)
+    assert tags["champion.approved_by"] == ADMIN_USER, tags
+
+    asked = _ask(client, "decision__reject")
+    rejected = re.search(r"/model-health/model-card/(\d+)", asked["body"]).group(1)  # type: ignore[union-attr]
+    _answer(client, "decision__reject", "Reject")
+    assert _wait_run(client, "decision__reject", timeout=600) == "success"
+    assert _task(client, "train_model", "decision__reject", "deploy_champion")["state"] == "skipped"
+    assert _mlflow_champion(env) == deployed, "a Reject never moves champion"
+    tags = _version_tags(env, rejected)
+    assert (tags["approval.decision"], tags["approval.by"]) == ("reject", ADMIN_USER), tags
+
+    started = time.monotonic()
+    asked = _ask(client, "decision__silence")
+    silent = re.search(r"/model-health/model-card/(\d+)", asked["body"]).group(1)  # type: ignore[union-attr]
+    assert _wait_run(client, "decision__silence", timeout=APPROVAL_TIMEOUT_S + 600) == "success"
+    assert time.monotonic() - started >= APPROVAL_TIMEOUT_S
+    answer = client.get(
+        "/api/v2/dags/train_model/dagRuns/decision__silence/taskInstances/approve_deployment/-1/hitlDetails"
+    )
+    assert answer["chosen_options"] == ["Reject"] and not answer.get("responded_by_user"), answer
+    assert _task(client, "train_model", "decision__silence", "deploy_champion")["state"] == "skipped"
+    assert _mlflow_champion(env) == deployed
+    tags = _version_tags(env, silent)
+    assert tags["approval.decision"] == "reject" and "timed out" in tags["approval.by"], tags
+    # The reminder went out while the decision waited (recorded with the alerts raised).
+    import sqlalchemy as sa
+
+    db = Path(env["MLOPS_DATA_DIR"]) / "monitoring" / "monitoring.db"
+    with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+        texts = [
+            r.text
+            for r in conn.execute(sa.text("SELECT text FROM alerts_sent WHERE subject LIKE '%overdue%'"))
+        ]
+    assert any("decision__silence" in t for t in texts), texts
 
 
 def test_no_log_says_database_is_locked(standalone):

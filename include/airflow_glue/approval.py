@@ -1,0 +1,68 @@
+"""The deployment decision a person makes in Airflow's Required Actions (train_model).
+
+With `require_approval`, a challenger that passed the gate waits in `approve_deployment` (a
+Human-in-the-loop branch): the request shows the gate's table and links the version's model card;
+the answer is **Deploy** (→ `deploy_champion`) or **Reject** (→ `reject_deployment`). Nobody
+answering within `approval_timeout_hours` is a Reject (the operator's default; the champion
+stays). A DeadlineAlert on the run reminds on-call after `approval_reminder_hours`.
+
+Airflow 3.3 parks the waiting task in `awaiting_input`: it holds no worker slot. The answer comes
+from the UI or from the REST API (`PATCH /api/v2/dags/train_model/dagRuns/<run>/taskInstances/
+approve_deployment/-1/hitlDetails` with `{"chosen_options": ["Deploy"]}`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
+from airflow.sdk.definitions.callback import SyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+DEPLOY, REJECT = "Deploy", "Reject"
+RESPONSE_KEY = "response"  # the XCom key of who answered what (the branch returns only branches)
+
+
+class DeploymentDecision(HITLBranchOperator):
+    """A HITL branch that also keeps its answer (`RESPONSE_KEY`): who chose what and when, or that
+    the timeout chose the default. deploy_champion and reject_deployment record it on the version."""
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if "error" not in event:
+            context["ti"].xcom_push(
+                key=RESPONSE_KEY,
+                value={
+                    "chosen_options": list(event.get("chosen_options") or []),
+                    "responded_by_user": event.get("responded_by_user"),
+                    "responded_at": str(event.get("responded_at") or ""),
+                    "timed_out": bool(event.get("timedout")),
+                },
+            )
+        return super().execute_complete(context=context, event=event)
+
+
+def decision(
+    task_id: str, deploy_task: str, reject_task: str, timeout: timedelta, **kwargs: Any
+) -> DeploymentDecision:
+    """The decision task: Deploy or Reject, Reject when nobody answers within `timeout`."""
+    return DeploymentDecision(
+        task_id=task_id,
+        options=[DEPLOY, REJECT],
+        options_mapping={DEPLOY: deploy_task, REJECT: reject_task},
+        defaults=REJECT,
+        response_timeout=timeout,
+        **kwargs,
+    )
+
+
+def reminder(after: timedelta, timeout: timedelta) -> DeadlineAlert:
+    """On-call is told when a run is still unfinished `after` its queued time (a decision waits)."""
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=after,
+        callback=SyncCallback(
+            "include.airflow_glue.alerting.decision_overdue",
+            kwargs={"after": str(after), "timeout": str(timeout)},
+        ),
+    )

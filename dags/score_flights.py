@@ -10,7 +10,9 @@ Feast as of their prediction time (departure − `MLOPS_PREDICTION_LEAD_HOURS`, 
 the interval's end), are scored with the version behind MLflow's `champion` alias, and are
 written to the prediction log (`MLOPS_PREDICTION_LOG_URL`, table `prediction_log`): flight,
 model version, feature values, score, time. A rerun replaces the interval's rows: exactly one
-batch prediction per scheduled flight. Emits `flight_predictions`.
+batch prediction per scheduled flight. Emits `flight_predictions`. When a version is in
+`shadow` (train_model's `promotion=shadow`), the same flights are scored by it too and logged as
+`shadow` rows, never served; a shadow that cannot be loaded is logged and skipped.
 
 **When a task is red** (runbook: README.md, *On call*).
 - Skipped `score_next_day` with "no champion": no model is deployed yet; run train_model.
@@ -63,7 +65,7 @@ def score_flights() -> None:
         from include.airflow_glue.connections import feature_store
         from include.core.settings import get_settings
         from include.serving.batch import intervals_to_score, predictions_extra, score_intervals
-        from include.serving.champion import load_champion
+        from include.serving.champion import load_champion, load_shadow
 
         settings = get_settings()
         params = context["params"]
@@ -75,8 +77,9 @@ def score_flights() -> None:
                 f"no champion: no version of {settings.model_name} is deployed yet. Run train_model."
             )
         log = logging.getLogger("airflow.task")
+        shadow = load_shadow(settings, log)  # scored beside the champion, never served
         scores = score_intervals(
-            settings, feature_store(settings), champion, intervals, context["run_id"], log
+            settings, feature_store(settings), champion, intervals, context["run_id"], log, shadow
         )
         assets.emit(context, assets.FLIGHT_PREDICTIONS, predictions_extra(champion.version, scores))
         return [score.as_dict() for score in scores]

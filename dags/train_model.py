@@ -110,6 +110,12 @@ APPROVAL_REMINDER = timedelta(hours=_settings.approval_reminder_hours)
             description='Candidates: [{"model": "logistic_regression", "C": 1.0}, '
             '{"model": "hist_gradient_boosting", "max_depth": 6, ...}]',
         ),
+        "promotion": Param(
+            get_settings().promotion,
+            enum=["deploy", "shadow"],
+            description="With a champion serving, a challenger that passes the gate is deployed now "
+            "(deploy) or scored beside it each night until promote_shadow decides (shadow).",
+        ),
         "require_approval": Param(
             False,
             type="boolean",
@@ -194,7 +200,11 @@ def train_model() -> None:
     def choose_path(decision: GateReport, **context) -> str:
         if not decision["passed"]:
             return "reject_candidate"
-        return "approve_deployment" if context["params"]["require_approval"] else "no_approval_required"
+        if context["params"]["require_approval"]:
+            return "approve_deployment"
+        # A first model has no champion to be compared with in shadow: it deploys.
+        shadow = context["params"]["promotion"] == "shadow" and decision["champion_version"] is not None
+        return "shadow_by_policy" if shadow else "no_approval_required"
 
     @task
     def reject_candidate(decision: GateReport) -> Rejection:
@@ -206,6 +216,7 @@ def train_model() -> None:
     approve_deployment = approval.decision(
         "approve_deployment",
         deploy_task="deploy_champion",
+        shadow_task="start_shadow",
         reject_task="reject_deployment",
         timeout=APPROVAL_TIMEOUT,
         subject="Deploy {{ ti.xcom_pull(task_ids='evaluate_gate')['model_name'] }} version "
@@ -215,9 +226,25 @@ def train_model() -> None:
         "Model card: [version {{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }}]"
         "(/model-health/model-card/{{ ti.xcom_pull(task_ids='evaluate_gate')['version'] }}). "
         "Champion now: {{ ti.xcom_pull(task_ids='evaluate_gate')['champion'] }}.\n\n"
-        "**Deploy** moves `champion` to it (smoke test and serving check first). **Reject** keeps the "
-        "champion; so does no answer within the deadline.",
+        "**Deploy** moves `champion` to it (smoke test and serving check first). **Shadow** scores it "
+        "beside the champion each night, never served, until promote_shadow decides on its labelled "
+        "nights. **Reject** keeps the champion; so does no answer within the deadline.",
     )
+
+    @task(
+        trigger_rule="one_success",
+        inlets=[assets.MODEL_VERSIONS, assets.TRAINING_SET],
+        outlets=[assets.MODEL_VERSIONS],
+    )
+    def start_shadow(**context) -> dict:
+        """Smoke-test the challenger and point `shadow` at it: scored beside the champion, never served."""
+        from include.registry import shadow
+        from include.training.data import smoke_sample
+
+        prepared = context["ti"].xcom_pull(task_ids="prepare_training_data")
+        decision = context["ti"].xcom_pull(task_ids="evaluate_gate")
+        record = deployment_record(context)
+        return shadow.start(get_settings(), decision["version"], smoke_sample(prepared), record)
 
     @task
     def reject_deployment(**context) -> Rejection:
@@ -229,6 +256,7 @@ def train_model() -> None:
         return reject_by_person(get_settings(), ti.xcom_pull(task_ids="evaluate_gate"), response)
 
     no_approval_required = EmptyOperator(task_id="no_approval_required")
+    shadow_by_policy = EmptyOperator(task_id="shadow_by_policy")
 
     @task(
         trigger_rule="one_success",
@@ -276,12 +304,14 @@ def train_model() -> None:
     decision = evaluate_gate(prepared, registered)
     path = choose_path(decision)
     rejected = reject_candidate(decision)
-    path >> [rejected, approve_deployment, no_approval_required]
+    path >> [rejected, approve_deployment, no_approval_required, shadow_by_policy]
     deployed = deploy_champion()
     refused = reject_deployment()
+    shadowed = start_shadow()
     [approve_deployment, no_approval_required] >> deployed
     approve_deployment >> refused
-    [rejected, deployed, refused] >> close_retrain_requests()
+    [shadow_by_policy, approve_deployment] >> shadowed
+    [rejected, deployed, refused, shadowed] >> close_retrain_requests()
 
 
 train_model()

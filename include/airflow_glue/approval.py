@@ -2,7 +2,8 @@
 
 With `require_approval`, a challenger that passed the gate waits in `approve_deployment` (a
 Human-in-the-loop branch): the request shows the gate's table and links the version's model card;
-the answer is **Deploy** (→ `deploy_champion`) or **Reject** (→ `reject_deployment`). Nobody
+the answer is **Deploy** (→ `deploy_champion`), **Shadow** (→ `start_shadow`: scored beside the
+champion until promote_shadow decides) or **Reject** (→ `reject_deployment`). Nobody
 answering within `approval_timeout_hours` is a Reject (the operator's default; the champion
 stays). A DeadlineAlert on the run reminds on-call after `approval_reminder_hours`.
 
@@ -20,7 +21,7 @@ from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk.definitions.callback import SyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-DEPLOY, REJECT = "Deploy", "Reject"
+DEPLOY, SHADOW, REJECT = "Deploy", "Shadow", "Reject"
 RESPONSE_KEY = "response"  # the XCom key of who answered what (the branch returns only branches)
 
 
@@ -43,13 +44,13 @@ class DeploymentDecision(HITLBranchOperator):
 
 
 def decision(
-    task_id: str, deploy_task: str, reject_task: str, timeout: timedelta, **kwargs: Any
+    task_id: str, deploy_task: str, shadow_task: str, reject_task: str, timeout: timedelta, **kwargs: Any
 ) -> DeploymentDecision:
-    """The decision task: Deploy or Reject, Reject when nobody answers within `timeout`."""
+    """The decision task: Deploy, Shadow or Reject; Reject when nobody answers within `timeout`."""
     return DeploymentDecision(
         task_id=task_id,
-        options=[DEPLOY, REJECT],
-        options_mapping={DEPLOY: deploy_task, REJECT: reject_task},
+        options=[DEPLOY, SHADOW, REJECT],
+        options_mapping={DEPLOY: deploy_task, SHADOW: shadow_task, REJECT: reject_task},
         defaults=REJECT,
         response_timeout=timeout,
         **kwargs,

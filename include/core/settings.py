@@ -34,6 +34,8 @@ DEFAULT_REPLAY_ANCHOR = "2013-06-01"
 passes the gate whatever the weekday (README, "The live flights source": measured per weekday)."""
 CHAMPION = "champion"  # the version serving users (batch and online)
 CHALLENGER = "challenger"  # the latest candidate that reached the gate
+SHADOW = "shadow"  # a gated candidate scoring beside the champion, never served
+PROMOTIONS = ("deploy", "shadow")  # what a passed gate does with a challenger when a champion exists
 
 
 def _env(name: str, default: str) -> str:
@@ -140,6 +142,12 @@ class Settings:
     approval_reminder_hours: float = 24.0
     """After this long without the run finishing, on-call is reminded that a decision waits
     (`MLOPS_APPROVAL_REMINDER_HOURS`, a DeadlineAlert from the run's queued time)."""
+    promotion: str = "deploy"
+    """What train_model does with a challenger that passed the gate while a champion serves
+    (`MLOPS_PROMOTION`, the default of its `promotion` Param): `deploy` replaces the champion now;
+    `shadow` scores it beside the champion each night until promote_shadow decides."""
+    shadow_nights: int = 3
+    """Labelled nights a shadow needs before promote_shadow judges it (`MLOPS_SHADOW_NIGHTS`)."""
 
     @property
     def mlflow_dir(self) -> Path:
@@ -254,4 +262,12 @@ def get_settings() -> Settings:
         serving_departure_days_back=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_BACK", "400")),
         approval_timeout_hours=float(_env("MLOPS_APPROVAL_TIMEOUT_HOURS", "48")),
         approval_reminder_hours=float(_env("MLOPS_APPROVAL_REMINDER_HOURS", "24")),
+        promotion=_promotion(_env("MLOPS_PROMOTION", "deploy")),
+        shadow_nights=int(_env("MLOPS_SHADOW_NIGHTS", "3")),
     )
+
+
+def _promotion(value: str) -> str:
+    if value not in PROMOTIONS:
+        raise ValueError(f"MLOPS_PROMOTION={value!r}: it must be one of {', '.join(PROMOTIONS)}")
+    return value

@@ -5,7 +5,7 @@ Types only: every dict a monitoring step returns has its shape written down here
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, Literal, TypedDict
 
 
 class CheckRecord(TypedDict):
@@ -103,3 +103,25 @@ class RetrainRequestExtra(TypedDict):
     reasons: list[str]
     report: str
     requested_by: str
+
+
+class PromotionDecision(TypedDict):
+    """The promotion check's decision on a shadow (include/monitoring/shadow.py `decide`)."""
+
+    decision: Literal["promote", "wait", "retire"]
+    reasons: list[str]
+    labelled_nights: int
+    flights: int
+    champion: dict[str, float]  # roc_auc, calibration_gap, brier
+    shadow: dict[str, float]
+    slices: dict[str, dict[str, float]]  # carrier -> {champion, shadow, rows}
+    thresholds: dict[str, Any]
+
+
+class ShadowCheck(TypedDict):
+    """What promote_shadow's check found (XCom)."""
+
+    shadow_version: str | None
+    champion_version: str | None
+    nights: list[str]  # the labelled nights compared, oldest first
+    decision: PromotionDecision | None

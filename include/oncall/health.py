@@ -52,7 +52,7 @@ def snapshot(settings: Settings, nights: int = 14) -> Snapshot:
     """Everything the page shows, as JSON-able data (also served as the page's API)."""
     started = time.perf_counter()
     errors: list[str] = []
-    no_registry: RegistrySection = {"champion": None, "candidates": [], "model_url": None}
+    no_registry: RegistrySection = {"champion": None, "shadow": None, "candidates": [], "model_url": None}
     reg = _section(errors, "MLflow registry", lambda: registry(settings), no_registry)
     champion = reg["champion"]
     version = champion["version"] if champion else None
@@ -75,6 +75,7 @@ def snapshot(settings: Settings, nights: int = 14) -> Snapshot:
         "model_name": settings.model_name,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "champion": champion,
+        "shadow": reg["shadow"],
         "candidates": reg["candidates"],
         "model_url": reg["model_url"],
         "monitoring": mon,

@@ -29,7 +29,12 @@ CHECK_LABELS = {
     "volume": "Volume (flights vs reference)",
     "freshness": "Online-store freshness (lag, h)",
 }
-DECISION_COLOURS = {"deploy": STATUS_COLOURS["ok"], "reject": STATUS_COLOURS["BREACHED"]}
+DECISION_COLOURS = {
+    "deploy": STATUS_COLOURS["ok"],
+    "promote": STATUS_COLOURS["ok"],
+    "reject": STATUS_COLOURS["BREACHED"],
+    "retire": STATUS_COLOURS["BREACHED"],
+}
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px 20px;color:#1c2833}
@@ -124,6 +129,28 @@ def _champion_card(champion: VersionEntry | None) -> str:
 <div class="reasons">gate: {escape(champion.get("gate_reasons") or "–")}</div>
 <div>{card} {link(champion.get("lineage"), "lineage")} {link(champion.get("version_url"), "MLflow version")}
  {link(champion.get("run_url"), "MLflow run")}</div>
+</div>"""
+
+
+def _shadow_card(shadow: VersionEntry | None, champion: VersionEntry | None) -> str:
+    """The version in `shadow` beside the champion: since when, the promotion check's last word."""
+    if not shadow:
+        return (
+            '<div class="card"><h3>Shadow</h3><div class="big" id="shadow-version">none</div>'
+            '<p class="muted">No version in shadow. train_model with <code>promotion=shadow</code> (or a '
+            "person's Shadow choice) puts a challenger there: scored beside the champion each night, "
+            "never served, until promote_shadow decides.</p></div>"
+        )
+    against = escape(champion["version"]) if champion else "none"
+    decision = shadow.get("shadow_decision")
+    return f"""<div class="card"><h3>Shadow</h3>
+<div><span class="big">v<span id="shadow-version">{escape(shadow["version"])}</span></span>
+ {_decision_badge(decision) if decision else '<span class="muted">not checked yet</span>'}</div>
+<div>since {escape(shadow.get("shadow_since") or "–")} · beside champion v{against}</div>
+<div class="muted">labelled nights compared: {escape(shadow.get("shadow_nights") or "0")}</div>
+<div class="reasons">promotion check: {escape(shadow.get("shadow_reasons") or "–")}</div>
+<div>{link(shadow.get("model_card"), "model card")} {link(shadow.get("lineage"), "lineage")}
+ {link("/dags/promote_shadow", "promote_shadow runs", new_tab=False)}</div>
 </div>"""
 
 
@@ -280,7 +307,8 @@ def render(snap: Snapshot) -> str:
  {link("/dags/monitor_model", "monitor_model runs", new_tab=False)} ·
  {link("/dags/train_model", "train_model runs", new_tab=False)} · runbook: README, On call</div>
 {error_box}
-<div class="cards">{_champion_card(champion)}{_serving_card(snap.get("serving") or {}, champion)}
+<div class="cards">{_champion_card(champion)}{_shadow_card(snap.get("shadow"), champion)}
+{_serving_card(snap.get("serving") or {}, champion)}
 {_freshness_card(mon.get("freshness"))}{_quarantine_card(snap.get("quarantine") or {})}</div>
 <h2>Last nights (the champion)</h2>{_nights(mon)}
 <h2>Retraining requests</h2>{_requests(mon)}

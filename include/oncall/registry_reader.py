@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from include.core.settings import CHALLENGER, CHAMPION, Settings
+from include.core.settings import CHALLENGER, CHAMPION, SHADOW, Settings
 from include.oncall.sections import RegistrySection, VersionEntry
 from include.registry import tracking
 
@@ -76,6 +76,11 @@ def _version_entry(settings: Settings, mv: Any, base: str | None, experiment: st
         "model_card": f"model-card/{version}" if tags.get("model_card.updated_at") else None,
         "model_card_updated": tags.get("model_card.updated_at"),
         "lineage": f"lineage/{version}",
+        "shadow_since": tags.get(f"{SHADOW}.since"),
+        "shadow_state": tags.get(f"{SHADOW}.state"),
+        "shadow_decision": tags.get(f"{SHADOW}.decision"),
+        "shadow_reasons": tags.get(f"{SHADOW}.reasons"),
+        "shadow_nights": tags.get(f"{SHADOW}.labelled_nights"),
     }
 
 
@@ -103,6 +108,7 @@ def registry(settings: Settings, limit: int = 8) -> RegistrySection:
         versions = []
     champion = tracking.alias_version(client, settings.model_name, CHAMPION)
     challenger = tracking.alias_version(client, settings.model_name, CHALLENGER)
+    shadow = tracking.alias_version(client, settings.model_name, SHADOW)
     entries = [_version_entry(settings, mv, base, experiment) for mv in versions]
     _add_aliases(
         entries,
@@ -111,6 +117,7 @@ def registry(settings: Settings, limit: int = 8) -> RegistrySection:
     )
     return {
         "champion": None if champion is None else _version_entry(settings, champion, base, experiment),
+        "shadow": None if shadow is None else _version_entry(settings, shadow, base, experiment),
         "candidates": entries,
         "model_url": tracking.model_url(base, settings.model_name) if base else None,
     }

@@ -32,12 +32,18 @@ class VersionEntry(TypedDict):
     model_card: str | None
     model_card_updated: str | None
     lineage: str  # the plugin's page of the version's lineage record, built when opened
+    shadow_since: str | None  # the shadow stage: when it began, where it stands, the check's word
+    shadow_state: str | None  # scoring | promoted | retired
+    shadow_decision: str | None  # wait | promote | retire (promote_shadow's last decision)
+    shadow_reasons: str | None
+    shadow_nights: str | None  # labelled nights the last check compared
 
 
 class RegistrySection(TypedDict):
     """The champion and the latest registered versions."""
 
     champion: VersionEntry | None
+    shadow: VersionEntry | None  # the version in `shadow`, scored beside the champion
     candidates: list[VersionEntry]
     model_url: str | None
 
@@ -132,6 +138,7 @@ class Snapshot(TypedDict):
     model_name: str
     generated_at: str
     champion: VersionEntry | None
+    shadow: VersionEntry | None  # the version in `shadow`, scored beside the champion
     candidates: list[VersionEntry]
     model_url: str | None
     monitoring: MonitoringSection

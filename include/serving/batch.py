@@ -39,6 +39,7 @@ class BatchScore:
     flagged: int
     seconds: float
     steps: dict[str, float]  # seconds by step: read, features, score, log rows, log write
+    shadow_version: str | None = None  # the shadow that scored the same flights (rows `shadow`)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rows_per_s": round(self.flights / self.seconds, 1) if self.seconds else None}
@@ -53,8 +54,10 @@ def score_interval(
     start: datetime,
     end: datetime,
     request_id: str | None = None,
+    shadow: LoadedModel | None = None,
 ) -> BatchScore:
-    """Score the flights published in [start, end) and replace that interval's batch predictions."""
+    """Score the flights published in [start, end) and replace that interval's batch predictions.
+    With a `shadow`, the same frame is scored by it too and logged as `shadow` rows (never served)."""
     started = time.perf_counter()
     steps: dict[str, float] = {}
     mark = started
@@ -70,6 +73,7 @@ def score_interval(
     schedules = schedules.drop_duplicates("flight_id").sort_values("flight_id").reset_index(drop=True)
     step("read_schedules")
     rows: list[dict[str, Any]] = []
+    shadow_rows: list[dict[str, Any]] = []
     scores = np.array([])
     if len(schedules):
         views = service_views(store, FEATURE_SERVICE)
@@ -93,9 +97,23 @@ def score_interval(
             features_as_of=as_of,
         )
         step("log_rows")
+        if shadow is not None:
+            shadow_rows = prediction_log.records(
+                frame,
+                shadow.columns,
+                score_frame(shadow.model, frame, shadow.columns),
+                source="shadow",
+                model_name=settings.model_name,
+                model_version=shadow.version,
+                threshold=settings.decision_threshold,
+                batch_key=key,
+                request_id=request_id,
+                features_as_of=as_of,
+            )
+            step("shadow")
     eng = prediction_log.engine(settings.prediction_log_url)
     try:
-        prediction_log.replace_batch(eng, key, rows)
+        prediction_log.replace_batch(eng, key, rows, shadow_rows)
     finally:
         eng.dispose()
     step("log_write")
@@ -107,6 +125,7 @@ def score_interval(
         flagged=int((scores >= settings.decision_threshold).sum()),
         seconds=time.perf_counter() - started,
         steps=steps,
+        shadow_version=shadow.version if shadow is not None and shadow_rows else None,
     )
 
 
@@ -142,12 +161,22 @@ def score_intervals(
     intervals: list[tuple[datetime, datetime]],
     request_id: str | None,
     log: logging.Logger,
+    shadow: LoadedModel | None = None,
 ) -> list[BatchScore]:
-    """The score_next_day step: each interval scored with the champion, in order, and logged."""
+    """The score_next_day step: each interval scored with the champion (and the shadow beside it,
+    when there is one), in order, and logged."""
     scores = []
     for start, end in intervals:
         score = score_interval(
-            settings, store, champion.model, champion.version, champion.columns, start, end, request_id
+            settings,
+            store,
+            champion.model,
+            champion.version,
+            champion.columns,
+            start,
+            end,
+            request_id,
+            shadow,
         )
         log.info("scored %s: %s", score.interval, score.as_dict())
         scores.append(score)

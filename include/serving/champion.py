@@ -56,6 +56,29 @@ def load_champion(settings: Settings) -> LoadedModel | None:
     return None if aliased is None else load_version(settings, aliased.version, aliased.run_id)
 
 
+def load_shadow(settings: Settings, log: logging.Logger) -> LoadedModel | None:
+    """The version behind the `shadow` alias, loaded like a champion (same trusted loader), or None
+    when there is none. A shadow that cannot be loaded is logged and skipped, never an error: the
+    champion's predictions must not depend on it (promote_shadow then sees a night fewer)."""
+    from include.core.settings import SHADOW
+    from include.registry import tracking
+
+    aliased = tracking.get_alias(settings, SHADOW)
+    if aliased is None:
+        return None
+    try:
+        return load_version(settings, aliased.version, aliased.run_id)
+    except Exception as exc:
+        log.warning(
+            "shadow version %s not scored: %s: %s. The champion's predictions are not affected; "
+            "promote_shadow counts only nights the shadow scored.",
+            aliased.version,
+            type(exc).__name__,
+            str(exc)[:500],
+        )
+        return None
+
+
 class Refusal(TypedDict):
     """A champion version the service would not load, and why (GET /health `refused`)."""
 

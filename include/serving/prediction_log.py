@@ -26,7 +26,7 @@ PREDICTION_LOG = sa.Table(
     "prediction_log",
     METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("source", sa.String(16), nullable=False),  # batch | online
+    sa.Column("source", sa.String(16), nullable=False),  # batch | online | shadow (never served)
     sa.Column("batch_key", sa.String(64), nullable=True),  # the scored interval (batch only)
     sa.Column("request_id", sa.String(64), nullable=True),  # dag run id or HTTP request id
     sa.Column("flight_id", sa.BigInteger, nullable=False),
@@ -92,16 +92,28 @@ def records(
     return out
 
 
-def replace_batch(eng: sa.Engine, batch_key: str, rows: list[dict[str, Any]]) -> int:
-    """Write a batch interval's predictions, replacing any earlier ones of that interval."""
+BATCH_SOURCES = ("batch", "shadow")  # what a batch run writes per interval: served rows, shadow rows
+
+
+def replace_batch(
+    eng: sa.Engine,
+    batch_key: str,
+    rows: list[dict[str, Any]],
+    shadow_rows: list[dict[str, Any]] | None = None,
+) -> int:
+    """Write a batch interval's predictions (and its shadow's, when one scored beside the champion),
+    replacing any earlier rows of that interval, in one transaction: a rerun without a shadow
+    leaves no stale shadow rows behind."""
     with eng.begin() as conn:
         conn.execute(
             sa.delete(PREDICTION_LOG).where(
-                PREDICTION_LOG.c.source == "batch", PREDICTION_LOG.c.batch_key == batch_key
+                PREDICTION_LOG.c.source.in_(BATCH_SOURCES), PREDICTION_LOG.c.batch_key == batch_key
             )
         )
         if rows:
             conn.execute(sa.insert(PREDICTION_LOG), rows)
+        if shadow_rows:
+            conn.execute(sa.insert(PREDICTION_LOG), shadow_rows)
     return len(rows)
 
 

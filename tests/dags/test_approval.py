@@ -20,14 +20,18 @@ def train_model():
 
 
 def test_the_decision_is_deploy_or_reject_and_silence_rejects(train_model):
-    from include.airflow_glue.approval import DEPLOY, REJECT, DeploymentDecision
+    from include.airflow_glue.approval import DEPLOY, REJECT, SHADOW, DeploymentDecision
 
     task = train_model.get_task("approve_deployment")
     assert isinstance(task, DeploymentDecision)
-    assert task.options == [DEPLOY, REJECT] and task.defaults == [REJECT]
-    assert task.options_mapping == {DEPLOY: "deploy_champion", REJECT: "reject_deployment"}
+    assert task.options == [DEPLOY, SHADOW, REJECT] and task.defaults == [REJECT]
+    assert task.options_mapping == {
+        DEPLOY: "deploy_champion",
+        SHADOW: "start_shadow",
+        REJECT: "reject_deployment",
+    }
     assert task.response_timeout == timedelta(hours=get_settings().approval_timeout_hours)
-    assert task.downstream_task_ids == {"deploy_champion", "reject_deployment"}
+    assert task.downstream_task_ids == {"deploy_champion", "start_shadow", "reject_deployment"}
     # The request shows the gate's table and links the version's model card.
     assert "['table']" in task.body and "/model-health/model-card/" in task.body
 

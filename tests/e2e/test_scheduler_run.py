@@ -537,7 +537,7 @@ def test_a_person_deploys_or_rejects_through_the_rest_api_and_silence_rejects(st
     before = _mlflow_champion(env)
 
     asked = _ask(client, "decision__deploy")
-    assert asked["options"] == ["Deploy", "Reject"] and asked["defaults"] == ["Reject"]
+    assert asked["options"] == ["Deploy", "Shadow", "Reject"] and asked["defaults"] == ["Reject"]
     assert "all checks passed" in asked["body"] and "ROC AUC" in asked["body"], asked["body"]
     card = re.search(r"\((/model-health/model-card/(\d+))\)", asked["body"])
     assert card, asked["body"]

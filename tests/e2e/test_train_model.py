@@ -45,7 +45,7 @@ def dags(world):
 
     bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
     assert not bag.import_errors
-    for dag_id in ("train_model", "score_flights", "rollback_model"):
+    for dag_id in ("train_model", "score_flights", "rollback_model", "promote_shadow"):
         for t in bag.dags[dag_id].tasks:
             t.retries = 0  # failures now, not after the production retry delays
     return bag.dags
@@ -361,3 +361,56 @@ def test_rollback_to_a_rejected_version_is_refused_unless_overridden(world, dags
     assert tags["gate.override_reason"] == "e2e: serve the rejected one" and tags["smoke_test"] == "passed"
     assert tags["champion.previous"] == before
     assert httpx.get(f"{world['url']}/health").json()["refused"] is None
+
+
+def test_a_shadow_scores_beside_the_champion_and_the_check_promotes_it(world, dags):
+    """promotion=shadow: the challenger is smoke-tested and put in `shadow`, the champion stays and
+    serves; score_flights logs both versions for the same flights (the shadow's as `shadow` rows);
+    promote_shadow waits until 3 nights are labelled, then compares them on the same flights. The
+    champion here is the shuffled-label version a rollback override put back (ROC AUC ~0.5), so the
+    answer is known: the shadow is promoted, through a verified deployment."""
+    import pandas as pd
+
+    from include.core.settings import SHADOW
+    from include.lake.partitions import interval_key
+    from include.registry import tracking
+    from include.serving import prediction_log
+
+    before = champion_version()
+    run = train(dags, promotion="shadow", reason="e2e: shadow")
+    s = states(run)
+    assert s["shadow_by_policy"] == "success" and s["start_shadow"] == "success", s
+    assert s["deploy_champion"] == "skipped" and s["no_approval_required"] == "skipped", s
+    shadow = tracking.get_alias(get_settings(), SHADOW)
+    assert shadow is not None and shadow.version != before and champion_version() == before
+    assert version_tags(shadow.version)["shadow.state"] == "scoring"
+    assert httpx.get(f"{world['url']}/version").json()["version"] == before  # serving unchanged
+
+    waiting = dags["promote_shadow"].test()
+    assert states(waiting)["keep_waiting"] == "success", states(waiting)
+    assert version_tags(shadow.version)["shadow.decision"] == "wait"
+
+    nights = [datetime(2013, 6, d, tzinfo=UTC) for d in (20, 21, 22)]  # labels complete by June 25
+    run = dags["score_flights"].test(run_conf={"interval_start": "2013-06-20", "days": 3})
+    assert states(run)["score_next_day"] == "success"
+    log = prediction_log.read(prediction_log.engine(get_settings().prediction_log_url))
+    for start in nights:
+        night = log[log["batch_key"] == interval_key(start, start + timedelta(days=1))]
+        served, shadowed = night[night["source"] == "batch"], night[night["source"] == "shadow"]
+        assert set(served["model_version"]) == {before} and set(shadowed["model_version"]) == {shadow.version}
+        assert len(served) > 500 and set(served["flight_id"]) == set(shadowed["flight_id"])
+        assert not pd.Series(served["score"].to_numpy()).equals(pd.Series(shadowed["score"].to_numpy()))
+    # Serving never answers with the shadow.
+    flight_id = int(log[log["source"] == "shadow"]["flight_id"].iloc[0])
+    answer = httpx.post(f"{world['url']}/predict", json={"flight_id": flight_id})
+    assert answer.status_code in (200, 404) and answer.json().get("model_version", before) == before
+
+    decided = dags["promote_shadow"].test()
+    s = states(decided)
+    assert s["promote_champion"] == "success" and s["retire_shadow"] == "skipped", s
+    tags = version_tags(shadow.version)
+    assert tags["shadow.decision"] == "promote" and tags["shadow.labelled_nights"] == "3", tags
+    assert tags["shadow.state"] == "promoted" and "shadow ROC AUC" in tags["shadow.reasons"]
+    assert champion_version() == shadow.version and tracking.get_alias(get_settings(), SHADOW) is None
+    assert httpx.get(f"{world['url']}/version").json()["version"] == shadow.version
+    assert tags["champion.previous"] == before

@@ -296,6 +296,23 @@ def _snap(**over):
     return snap
 
 
+def test_page_shows_the_shadow_beside_the_champion_with_the_checks_word():
+    shadow = {
+        "version": "5",
+        "shadow_since": "2026-11-30T03:00:00+00:00",
+        "shadow_decision": "wait",
+        "shadow_nights": "2",
+        "shadow_reasons": "2 of 3 labelled nights: waiting for more <b>",
+        "model_card": "model-card/5",
+        "lineage": "lineage/5",
+    }
+    page = model_health_page.render(_snap(shadow=shadow))
+    assert 'id="shadow-version">5<' in page and "beside champion v3" in page
+    assert "2 of 3 labelled nights" in page and "&lt;b&gt;" in page and 'href="lineage/5"' in page
+    none = model_health_page.render(_snap(shadow=None))
+    assert 'id="shadow-version">none<' in none and "promotion=shadow" in none
+
+
 def test_page_shows_the_champion_its_card_trends_and_escapes_everything():
     page = model_health_page.render(_snap())
     assert 'id="champion-version">3<' in page

@@ -7,7 +7,7 @@ counters. One registry per service (never the process-global one, so a test's se
 not collide with the first), and a route label limited to the service's own routes (a scanner
 probing random paths cannot grow the label set).
 
-Measured cost: a few microseconds a request (a counter and a histogram observation under a lock).
+Cost: a few dictionary updates a request; the exposition is built only when /metrics is read.
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 ROUTES = frozenset({"/predict", "/health", "/version", "/reload", "/metrics", "/docs", "/openapi.json"})
@@ -75,30 +80,62 @@ class _StateCollector:
         yield flights
 
 
+class _Traffic:
+    """Requests by (route, status) and the latency histogram by route, counted in plain numbers:
+    prometheus_client's own metric values switch to shared files when PROMETHEUS_MULTIPROC_DIR is
+    set, which importing Feast does (feast/metrics.py), so two services (or two test apps) in one
+    process would add up. Only the event loop writes them (the middleware is async)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.buckets: dict[str, list[int]] = {}  # per route: a count per LATENCY_BUCKETS bound
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        key = (route, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        counts = self.buckets.setdefault(route, [0] * len(LATENCY_BUCKETS))
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+                break
+        self.sums[route] = self.sums.get(route, 0.0) + seconds
+        self.counts[route] = self.counts.get(route, 0) + 1
+
+    def collect(self) -> Iterator[Any]:
+        requests = CounterMetricFamily(
+            "mlops_serving_requests", "HTTP requests by route and status", labels=["route", "status"]
+        )
+        for (route, status), n in sorted(self.requests.items()):
+            requests.add_metric([route, status], float(n))
+        yield requests
+        latency = HistogramMetricFamily(
+            "mlops_serving_request_seconds",
+            "Time from the request's arrival to its response's start, by route",
+            labels=["route"],
+        )
+        for route in sorted(self.counts):
+            cumulative, running = [], 0
+            for bound, n in zip(LATENCY_BUCKETS, self.buckets[route], strict=True):
+                running += n
+                cumulative.append((repr(bound), float(running)))
+            cumulative.append(("+Inf", float(self.counts[route])))
+            latency.add_metric([route], cumulative, sum_value=self.sums[route])
+        yield latency
+
+
 class ServiceMetrics:
     """The service's metrics; `state` returns what /health reports (read at each scrape)."""
 
     def __init__(self, state: Callable[[], dict[str, Any]]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
-            "mlops_serving_requests",
-            "HTTP requests by route and status",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "mlops_serving_request_seconds",
-            "Time from the request's arrival to its response's start, by route",
-            ["route"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._traffic = _Traffic()
+        self.registry.register(self._traffic)
         self.registry.register(_StateCollector(state))
 
     def observe(self, path: str, status: int, seconds: float) -> None:
-        route = path if path in ROUTES else OTHER_ROUTE
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        self._traffic.observe(path if path in ROUTES else OTHER_ROUTE, status, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

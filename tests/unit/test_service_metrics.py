@@ -132,3 +132,16 @@ def test_a_request_whose_features_cannot_be_read_is_refused_and_counted():
         predict_one(settings, current, broken, row)
     assert broken.feature_read_failures == 1 and broken.writer.rows == []  # type: ignore[attr-defined]
     assert "Nothing was predicted or logged" in str(refused.value) and "secret" not in str(refused.value)
+
+
+def test_two_services_in_one_process_count_apart(client, tmp_path, monkeypatch):
+    """Importing Feast sets PROMETHEUS_MULTIPROC_DIR, which makes prometheus_client's own values
+    shared files: the service's counts are its own all the same (the CI run that found it)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    other = TestClient(serving_app.create_app(get_settings()), base_url="http://127.0.0.1:8000")
+    assert client.post("/predict", json=FLIGHT).status_code == 503
+    mine, theirs = samples(client.get("/metrics").text), samples(other.get("/metrics").text)
+    assert mine[("mlops_serving_requests_total", (("route", "/predict"), ("status", "503")))] == 1
+    assert not any(
+        name == "mlops_serving_requests_total" and ("route", "/predict") in labels for name, labels in theirs
+    )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.core.settings import SHADOW, Settings
 from include.registry import model_card, tracking
-from include.registry.deploy import DeployResult, deploy
+from include.registry.deploy import DeployResult, move_champion, probe_from_lake
 from include.registry.smoke import run_smoke_test
 
 if TYPE_CHECKING:
@@ -78,7 +78,12 @@ def promote(
 ) -> DeployResult:
     """Deploy the shadow (smoke test, `champion` moved and verified, or restored), then end its
     shadow stage. A failed deployment leaves both aliases as they were."""
-    result = deploy(settings, version, sample, record)
+    # As a rollback does: the smoke test on the version's own holdout sample, the probe from the lake.
+    smoke = run_smoke_test(settings, version, sample)
+    result: DeployResult = {
+        "smoke": smoke,
+        **move_champion(settings, version, probe_from_lake(settings), record),
+    }
     with tracking.registry_call(f"remove '{SHADOW}' from version {version}"):
         aliased = current(settings)
         if aliased is not None and aliased.version == str(version):

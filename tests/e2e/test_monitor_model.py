@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from include.core.settings import PROJECT_DIR, get_settings
+from include.core.settings import get_settings
 from tests.e2e.conftest import online_service, own_model_world, write_real_days
 
 JUNE = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(28)]
@@ -51,14 +51,13 @@ def world(airflow_db):
 
 @pytest.fixture(scope="module")
 def dags(world):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.e2e.conftest import dags_for_test
 
-    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
-    assert not bag.import_errors
-    for dag in bag.dags.values():
+    dags = dags_for_test()
+    for dag in dags.values():
         for t in dag.tasks:
             t.retries = 0
-    return bag.dags
+    return dags
 
 
 class _SmtpSession(socketserver.StreamRequestHandler):

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from include.core.settings import PROJECT_DIR, get_settings
+from include.core.settings import get_settings
 from tests.e2e.conftest import free_port, online_service, wait_healthy
 from tests.e2e.postgres import PostgresServer, find_bindir
 from tests.e2e.servers import redis_server, s3_server
@@ -128,14 +128,13 @@ def servers(airflow_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dags(servers):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.e2e.conftest import dags_for_test
 
-    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
-    assert not bag.import_errors
-    for dag in bag.dags.values():
+    dags = dags_for_test()
+    for dag in dags.values():
         for t in dag.tasks:
             t.retries = 0
-    return bag.dags
+    return dags
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from include.core.settings import PROJECT_DIR, get_settings
+from include.core.settings import get_settings
 from tests.e2e.conftest import free_port, online_service, own_model_world, wait_healthy
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
@@ -110,14 +110,13 @@ def world(airflow_db, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dags(world):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.e2e.conftest import dags_for_test
 
-    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
-    assert not bag.import_errors
+    dags = dags_for_test()
     for dag_id in ("train_model", "score_flights"):
-        for t in bag.dags[dag_id].tasks:
+        for t in dags[dag_id].tasks:
             t.retries = 0
-    return bag.dags
+    return dags
 
 
 def champion_version() -> str | None:

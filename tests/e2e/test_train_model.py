@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from include.core.settings import PROJECT_DIR, get_settings
+from include.core.settings import get_settings
 from tests.e2e.conftest import free_port, online_service, own_model_world
 
 DAYS = [datetime(2013, 6, 1, tzinfo=UTC) + timedelta(days=i) for i in range(30)]
@@ -41,14 +41,13 @@ def world(airflow_db):
 
 @pytest.fixture(scope="module")
 def dags(world):
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.e2e.conftest import dags_for_test
 
-    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
-    assert not bag.import_errors
+    dags = dags_for_test()
     for dag_id in ("train_model", "score_flights", "rollback_model", "promote_shadow"):
-        for t in bag.dags[dag_id].tasks:
+        for t in dags[dag_id].tasks:
             t.retries = 0  # failures now, not after the production retry delays
-    return bag.dags
+    return dags
 
 
 def states(run) -> dict[str, str]:

@@ -544,7 +544,7 @@ def test_a_person_deploys_or_rejects_through_the_rest_api_and_silence_rejects(st
     status, _, page = _get(env, card.group(1), token=token)  # the link in the request works
     assert status == 200 and f'id="model-version">{card.group(2)}<' in page
     answered = _answer(client, "decision__deploy", "Deploy")
-    assert answered["chosen_options"] == ["Deploy"] and answered["responded_by_user"]["name"] == ADMIN_USER
+    assert answered["chosen_options"] == ["Deploy"] and answered["responded_by"]["name"] == ADMIN_USER
     assert _wait_run(client, "decision__deploy", timeout=600) == "success"
     assert _task(client, "train_model", "decision__deploy", "reject_deployment")["state"] == "skipped"
     deployed = _mlflow_champion(env)

@@ -97,6 +97,11 @@ def tree(r: LineageRecord) -> str:
         *(
             f"    {d.get('event')} at {d.get('at')} by {d.get('by') or '-'}: {d.get('reason') or ''}"
             f" (previous {d.get('previous') or d.get('next') or '-'})"
+            + (
+                f" [{d['state']}; promotion check: {d.get('decision') or 'not yet'}]"
+                if d.get("state")
+                else ""
+            )
             for d in r["deployments"]
         ),
         f"  prediction batches: {len(r['prediction_batches'])}",

@@ -137,6 +137,29 @@ def _deployments(facts: CardFacts) -> list[dict[str, Any]]:
                 "serving_path": tags.get("serving.path"),
             }
         )
+    if tags.get("shadow.since"):  # the shadow stage: scored beside a champion, never served
+        moves.append(
+            {
+                "event": "shadow",
+                "at": tags.get("shadow.since"),
+                "by": tags.get("shadow.deployed_by"),
+                "approved_by": tags.get("shadow.approved_by"),
+                "reason": tags.get("shadow.reason"),
+                "state": tags.get("shadow.state"),
+                "decision": tags.get("shadow.decision"),
+                "decision_reasons": tags.get("shadow.reasons"),
+                "ended_at": tags.get("shadow.ended_at"),
+            }
+        )
+    if tags.get("approval.decision") == "reject":  # a person (or the timeout) said no
+        moves.append(
+            {
+                "event": "rejected",
+                "at": tags.get("approval.at"),
+                "by": tags.get("approval.by"),
+                "reason": None,
+            }
+        )
     if status.get("replaced_by"):
         moves.append(
             {
@@ -210,7 +233,7 @@ def build(facts: CardFacts, batches: list[BatchRef] | None = None) -> LineageRec
             "reasons": list(gate.get("reasons") or []),
             "decided_at": gate.get("decided_at"),
             "champion_then": gate.get("champion"),
-            "approver": tags.get("champion.approved_by"),
+            "approver": tags.get("champion.approved_by") or tags.get("approval.by"),
         },
         deployments=_deployments(facts),
         prediction_batches=list(batches or []),

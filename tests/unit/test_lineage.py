@@ -162,3 +162,29 @@ def test_a_registered_version_is_shown_with_what_is_missing(local_mlflow, capsys
     assert out.read_text().startswith("<!doctype html>")
     with pytest.raises(LookupError):
         show.record(settings, "404")
+
+
+def test_the_shadow_stage_and_a_persons_reject_are_in_the_record():
+    f = facts()
+    tags = {
+        k: v for k, v in f["version_tags"].items() if not k.startswith("champion.")
+    }  # never champion: shadowed, then rejected
+    f["version_tags"] = {
+        **tags,
+        "shadow.since": "2026-12-07T01:00:00+00:00",
+        "shadow.deployed_by": "scheduler",
+        "shadow.state": "retired",
+        "shadow.decision": "retire",
+        "shadow.reasons": "shadow ROC AUC 0.61 vs champion 0.66: worse by more than 0.01",
+        "approval.decision": "reject",
+        "approval.by": "dana",
+        "approval.at": "2026-12-07T02:00:00+00:00",
+    }
+    record = lineage.build(f)
+    events = {d["event"]: d for d in record["deployments"]}
+    assert set(events) == {"shadow", "rejected"}
+    assert events["shadow"]["decision"] == "retire" and events["shadow"]["state"] == "retired"
+    assert events["rejected"]["by"] == "dana" and record["gate"]["approver"] == "dana"
+    shown = show.tree(record)
+    assert "shadow at 2026-12-07T01:00:00+00:00 by scheduler" in shown
+    assert "[retired; promotion check: retire]" in shown

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from include.core.settings import Settings
 from include.lake import storage
 from include.monitoring.records import report_name
-from include.monitoring.tables import CHECKS_TABLE, REQUESTS_TABLE
-from include.oncall.sections import CheckNight, Freshness, MonitoringSection, RequestEntry
+from include.monitoring.tables import ALERTS_TABLE, CHECKS_TABLE, REQUESTS_TABLE
+from include.oncall.sections import AlertEntry, CheckNight, Freshness, MonitoringSection, RequestEntry
 
 CHECK_ORDER = ("feature_drift", "prediction_drift", "performance", "slice_performance", "volume", "freshness")
 STATUS = {None: "not evaluated", 1: "BREACHED", 0: "ok"}  # the tables' `breached` column
@@ -82,6 +82,18 @@ def _latest_requests(conn: Any, model_name: str) -> list[Any]:
         .order_by(r.id.desc())
         .limit(5)
     ).all()
+
+
+def _latest_alerts(conn: Any) -> list[AlertEntry]:
+    """The last alerts raised; none while nothing has been raised (the table is created then)."""
+    if not sa.inspect(conn).has_table(ALERTS_TABLE.name):
+        return []
+    a = ALERTS_TABLE.c
+    rows = conn.execute(sa.select(a.sent_at, a.subject, a.channels).order_by(a.id.desc()).limit(8)).all()
+    return [
+        {"sent_at": _iso(r.sent_at), "subject": r.subject, "channels": list(json.loads(r.channels or "[]"))}
+        for r in rows
+    ]
 
 
 def _check_series(rows: list[Any]) -> dict[str, list[CheckNight]]:
@@ -156,6 +168,7 @@ def monitoring(settings: Settings, version: str | None, nights: int = 14) -> Mon
         rows = [] if version is None else _check_rows(conn, settings.model_name, str(version), nights)
         fresh = _latest_freshness(conn, settings.model_name)
         requests = _latest_requests(conn, settings.model_name)
+        alerts = _latest_alerts(conn)
     days = sorted({row.day for row in rows}, reverse=True)
     return {
         "version": None if version is None else str(version),
@@ -164,4 +177,5 @@ def monitoring(settings: Settings, version: str | None, nights: int = 14) -> Mon
         "reports": _reports(settings, version, days),
         "freshness": None if fresh is None else _freshness(fresh),
         "requests": [_request(q) for q in requests],
+        "alerts": alerts,
     }

@@ -11,6 +11,7 @@ import math
 
 from include.core.html import STATUS_COLOURS, badge, escape, fmt, link, rows_table, table
 from include.oncall.sections import (
+    AlertEntry,
     Freshness,
     MonitoringSection,
     QuarantineEntry,
@@ -269,6 +270,18 @@ def _requests(mon: MonitoringSection) -> str:
     return rows_table(mon.get("requests") or [], "No retraining request so far.", head, _request_cells)
 
 
+def _alert_cells(a: AlertEntry) -> str:
+    return (
+        f"<td>{escape(a.get('sent_at') or '')}</td><td>{escape(a.get('subject'))}</td>"
+        f"<td>{escape(', '.join(a.get('channels') or []) or 'none configured (logged and kept)')}</td>"
+    )
+
+
+def _alerts(mon: MonitoringSection) -> str:
+    head = ("raised", "alert", "sent through")
+    return rows_table(mon.get("alerts") or [], "No alert raised so far.", head, _alert_cells)
+
+
 def _candidates(candidates: list[VersionEntry]) -> str:
     head = ("version", "registered", "candidate", "gate", "reasons", "aliases", "links")
     return rows_table(candidates, "No registered version yet.", head, _candidate_cells)
@@ -312,6 +325,7 @@ def render(snap: Snapshot) -> str:
 {_freshness_card(mon.get("freshness"))}{_quarantine_card(snap.get("quarantine") or {})}</div>
 <h2>Last nights (the champion)</h2>{_nights(mon)}
 <h2>Retraining requests</h2>{_requests(mon)}
+<h2>Alerts raised</h2>{_alerts(mon)}
 <h2>Recent candidates</h2>{_candidates(snap.get("candidates") or [])}
 <h2>Quarantined intervals</h2>{_quarantine_table(snap.get("quarantine") or {})}
 </body></html>"""

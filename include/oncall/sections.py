@@ -81,6 +81,14 @@ class RequestEntry(TypedDict):
     consumed_by: str | None
 
 
+class AlertEntry(TypedDict):
+    """An alert the project raised (monitoring, a failed task, an overdue decision)."""
+
+    sent_at: str | None
+    subject: str
+    channels: list[str]  # where it went out; empty: no channel configured (logged and kept only)
+
+
 class MonitoringSection(TypedDict):
     """The champion's last nights of checks, the latest freshness check and retraining requests."""
 
@@ -90,6 +98,7 @@ class MonitoringSection(TypedDict):
     freshness: Freshness | None
     requests: list[RequestEntry]
     reports: NotRequired[dict[str, str]]
+    alerts: NotRequired[list[AlertEntry]]
     note: NotRequired[str]
     mlflow_run_url: NotRequired[str | None]
 

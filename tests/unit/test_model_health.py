@@ -86,6 +86,31 @@ def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
     assert monitoring_reader.monitoring(settings, "2", nights=14)["days"] == ["2013-12-01"]
 
 
+def test_the_alerts_raised_are_listed_newest_first_and_none_is_no_error(settings):
+    import sqlalchemy as sa
+
+    from include.monitoring.tables import CHECKS_TABLE, REQUESTS_TABLE, record_alert
+
+    # A monitoring database from before alerts were kept: no alerts_sent table, and no error.
+    eng = sa.create_engine(settings.monitoring_url)
+    Path(settings.monitoring_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    CHECKS_TABLE.create(eng)
+    REQUESTS_TABLE.create(eng)
+    eng.dispose()
+    assert monitoring_reader.monitoring(settings, "3")["alerts"] == []
+    record_alert(settings, "[airflow-mlops] failed: ingest_flights.extract_flights", "block", [])
+    record_alert(settings, "[airflow-mlops] deployment decision overdue", "text", ["smtp:mlops_alerts_smtp"])
+    alerts = monitoring_reader.monitoring(settings, "3")["alerts"]
+    assert [a["subject"] for a in alerts] == [
+        "[airflow-mlops] deployment decision overdue",
+        "[airflow-mlops] failed: ingest_flights.extract_flights",
+    ]
+    assert alerts[0]["channels"] == ["smtp:mlops_alerts_smtp"] and alerts[1]["channels"] == []
+    page = model_health_page.render(_snap(monitoring={**_snap()["monitoring"], "alerts": alerts}))
+    assert "deployment decision overdue" in page and "none configured (logged and kept)" in page
+    assert "No alert raised so far." in model_health_page.render(_snap())
+
+
 def test_no_monitoring_yet_is_said_not_raised(settings):
     mon = monitoring_reader.monitoring(settings, None)
     assert mon["checks"] == {} and "no monitoring run yet" in mon["note"]

@@ -111,7 +111,7 @@ APPROVAL_REMINDER = timedelta(hours=_settings.approval_reminder_hours)
             '{"model": "hist_gradient_boosting", "max_depth": 6, ...}]',
         ),
         "promotion": Param(
-            get_settings().promotion,
+            _settings.promotion,
             enum=["deploy", "shadow"],
             description="With a champion serving, a challenger that passes the gate is deployed now "
             "(deploy) or scored beside it each night until promote_shadow decides (shadow).",

@@ -98,6 +98,13 @@ def _restore(settings: Settings, previous: tracking.AliasedVersion | None, faile
     return state
 
 
+def responder_name(response: dict[str, Any] | None) -> str | None:
+    """The name (else the id) of who answered a Human-in-the-loop request, None when nobody did."""
+    user = (response or {}).get("responded_by_user") or {}
+    name = user.get("name") or user.get("id") if isinstance(user, dict) else user
+    return str(name) if name else None
+
+
 def approver(require_approval: bool, approval: dict[str, Any] | None) -> str:
     """Who approved a deployment, for the champion's tags and its model card.
 
@@ -105,9 +112,7 @@ def approver(require_approval: bool, approval: dict[str, Any] | None) -> str:
     was marked success by hand."""
     if not require_approval:
         return "not required (require_approval off)"
-    user = (approval or {}).get("responded_by_user") or {}
-    name = user.get("name") or user.get("id") if isinstance(user, dict) else user
-    return str(name) if name else "approved (responder not recorded)"
+    return responder_name(approval) or "approved (responder not recorded)"
 
 
 def _previous_of_retry(

@@ -170,9 +170,9 @@ def responder(response: dict[str, Any] | None) -> str:
         return "unknown (no answer recorded)"
     if response.get("timed_out"):
         return "nobody: the request timed out (default Reject)"
-    user = response.get("responded_by_user") or {}
-    name = user.get("name") or user.get("id") if isinstance(user, dict) else user
-    return str(name or "unknown")
+    from include.registry.deploy import responder_name
+
+    return responder_name(response) or "unknown"
 
 
 def reject_by_person(settings: Settings, decision: GateReport, response: dict[str, Any] | None) -> Rejection:

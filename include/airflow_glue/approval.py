@@ -27,7 +27,49 @@ RESPONSE_KEY = "response"  # the XCom key of who answered what (the branch retur
 
 class DeploymentDecision(HITLBranchOperator):
     """A HITL branch that also keeps its answer (`RESPONSE_KEY`): who chose what and when, or that
-    the timeout chose the default. deploy_champion and reject_deployment record it on the version."""
+    the timeout chose the default. deploy_champion and reject_deployment record it on the version.
+
+    A retry never throws a person's answer away. Airflow 3.3.2 can lose the try that resumes with
+    an answer given within about a second of the task parking (the scheduler takes the parked
+    try's executor event for a task "changed externally" and marks it up for retry), and the
+    retry's request would wipe the answer and wait for a new one until the timeout's Reject. So
+    a retry first looks for an answer to an earlier try and, when there is one, goes on with it.
+    To ask again after an answer, start a new train_model run."""
+
+    def execute(self, context: Any) -> Any:
+        if int(getattr(context["ti"], "try_number", 1) or 1) > 1:
+            kept = self._earlier_answer(context)
+            if kept is not None:
+                self.log.warning(
+                    "an earlier try of this decision was answered (%s by %s at %s): going on with that "
+                    "answer instead of asking again",
+                    kept["chosen_options"],
+                    (kept["responded_by_user"] or {}).get("name", "nobody (timeout)"),
+                    kept["responded_at"],
+                )
+                return self.execute_complete(context, kept)
+        return super().execute(context)
+
+    def _earlier_answer(self, context: Any) -> dict[str, Any] | None:
+        """The answer recorded for this task instance, as the resume event carries it (None when
+        there is none)."""
+        from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+        try:
+            found = get_hitl_detail_content_detail(context["ti"].id)
+        except Exception as exc:  # no request was written yet: nothing to go on with
+            self.log.info("no earlier answer to this decision (%s)", type(exc).__name__)
+            return None
+        if not found.response_received or not found.chosen_options or found.responded_at is None:
+            return None
+        user = found.responded_by_user
+        return {
+            "chosen_options": list(found.chosen_options),
+            "params_input": dict(found.params_input or {}),
+            "responded_at": found.responded_at,
+            "responded_by_user": None if user is None else {"id": user.id, "name": user.name},
+            "timedout": user is None,
+        }
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if "error" not in event:

@@ -49,3 +49,43 @@ def test_the_deadlines_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("MLOPS_APPROVAL_REMINDER_HOURS", "0.01")
     s = get_settings()
     assert (s.approval_timeout_hours, s.approval_reminder_hours) == (0.05, 0.01)
+
+
+class _TI:
+    def __init__(self, try_number: int) -> None:
+        self.id, self.try_number = "01a2500d-d814-7a74-a9da-6a8514c5bc20", try_number
+
+
+def test_a_retry_goes_on_with_the_earlier_answer_and_a_first_try_asks(train_model, monkeypatch):
+    """Airflow 3.3.2 can lose the try that resumes with a quick answer; its retry must not wipe
+    the person's choice (and wait for a timeout's Reject). Without an earlier answer it asks."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk.api.datamodels._generated import HITLDetailResponse, HITLUser
+    from airflow.sdk.execution_time import hitl
+
+    task = train_model.get_task("approve_deployment")
+    answered = HITLDetailResponse(
+        response_received=True,
+        responded_by_user=HITLUser(id="1", name="admin"),
+        responded_at=datetime(2026, 12, 7, 10, 30, 32, tzinfo=UTC),
+        chosen_options=["Deploy"],
+        params_input={},
+    )
+    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", lambda ti_id: answered)
+    resumed: list[dict] = []
+    monkeypatch.setattr(type(task), "execute_complete", lambda self, context, event: resumed.append(event))
+    asked: list[int] = []
+    monkeypatch.setattr(
+        type(task).__mro__[1], "execute", lambda self, context: asked.append(context["ti"].try_number)
+    )
+
+    task.execute({"ti": _TI(try_number=2)})
+    assert asked == [] and resumed[0]["chosen_options"] == ["Deploy"]
+    assert resumed[0]["responded_by_user"] == {"id": "1", "name": "admin"} and not resumed[0]["timedout"]
+
+    task.execute({"ti": _TI(try_number=1)})  # a first try always asks
+    unanswered = answered.model_copy(update={"response_received": False, "chosen_options": None})
+    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", lambda ti_id: unanswered)
+    task.execute({"ti": _TI(try_number=3)})  # a retry with nothing answered asks again
+    assert asked == [1, 3] and len(resumed) == 1

@@ -519,7 +519,21 @@ def _ask(client: AirflowAPI, run_id: str) -> dict:
     )
 
 
+def _decision_record(client: AirflowAPI, run_id: str) -> dict:
+    """What a failed assertion needs: the request's answer and the task's timings."""
+    ti = _task(client, "train_model", run_id, "approve_deployment")
+    detail = client.get(
+        f"/api/v2/dags/train_model/dagRuns/{run_id}/taskInstances/approve_deployment/-1/hitlDetails"
+    )
+    keys = ("start_date", "end_date", "state", "try_number")
+    return {
+        **{k: ti.get(k) for k in keys},
+        **{k: detail.get(k) for k in ("chosen_options", "responded_by_user", "responded_at", "created_at")},
+    }
+
+
 def _answer(client: AirflowAPI, run_id: str, option: str) -> dict:
+    """The answer a person gives in Required Actions, through the same REST call the UI makes."""
     return client.patch(
         f"/api/v2/dags/train_model/dagRuns/{run_id}/taskInstances/approve_deployment/-1/hitlDetails",
         {"chosen_options": [option], "params_input": {}},
@@ -537,16 +551,19 @@ def test_a_person_deploys_or_rejects_through_the_rest_api_and_silence_rejects(st
     before = _mlflow_champion(env)
 
     asked = _ask(client, "decision__deploy")
+    # Answer first, read later: the 2-minute timeout runs from the moment the task parked.
+    answered = _answer(client, "decision__deploy", "Deploy")
+    assert answered["chosen_options"] == ["Deploy"] and answered["responded_by"]["name"] == ADMIN_USER
     assert asked["options"] == ["Deploy", "Shadow", "Reject"] and asked["defaults"] == ["Reject"]
     assert "all checks passed" in asked["body"] and "ROC AUC" in asked["body"], asked["body"]
     card = re.search(r"\((/model-health/model-card/(\d+))\)", asked["body"])
     assert card, asked["body"]
     status, _, page = _get(env, card.group(1), token=token)  # the link in the request works
     assert status == 200 and f'id="model-version">{card.group(2)}<' in page
-    answered = _answer(client, "decision__deploy", "Deploy")
-    assert answered["chosen_options"] == ["Deploy"] and answered["responded_by"]["name"] == ADMIN_USER
     assert _wait_run(client, "decision__deploy", timeout=600) == "success"
-    assert _task(client, "train_model", "decision__deploy", "reject_deployment")["state"] == "skipped"
+    assert _task(client, "train_model", "decision__deploy", "reject_deployment")["state"] == "skipped", (
+        _decision_record(client, "decision__deploy")
+    )
     deployed = _mlflow_champion(env)
     assert deployed == card.group(2) and deployed != before
     tags = _version_tags(env, deployed)

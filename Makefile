@@ -12,7 +12,7 @@ DAYS ?= 14
 PROFILE ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast lineage reproduce bench bench-page bench-profile clean
+.PHONY: help venv system lock run demo-drift stop source test lint format test-dags test-unit test-e2e feast lineage reproduce bench calibrate bench-page bench-profile clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -95,6 +95,10 @@ bench: venv ## benchmarks (ingest, validation, features, training/serving, monit
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_features.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_serving.py
 	PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_monitoring.py
+
+calibrate: venv ## replay 2013 to calibrate monitoring's thresholds (drift; attribution, fairness, the gate's fairness tolerance)
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/drift_calibration.py
+	PYTHONPATH=$(CURDIR) $(PY) benchmarks/attribution_calibration.py
 
 bench-page: venv ## load time of the Model health page, median of 20 (needs `make run`)
 	. .airflow/env.sh && PYTHONPATH=$(CURDIR) $(PY) benchmarks/bench_model_health.py

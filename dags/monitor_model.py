@@ -18,7 +18,15 @@ MonitoringPolicy, overridable with `MLOPS_MONITOR_<SETTING>`):
    (outcomes validated for the day and the next 2 days, 95 % of its flights labelled) and not
    judged yet: ROC AUC, calibration (late share vs. mean score), slices. A day waiting for labels
    is recorded as *not evaluated* and judged on a later night.
-3. `check_freshness`: the online store must hold features up to the end of the night's interval.
+   The same labelled days are judged for attribution drift (the model's reasons: each feature's
+   share of the score's sensitivity, against the training holdout's) and fairness (the gaps in
+   late-flag rate, recall and calibration between carriers, origins and hour bands, against the
+   holdout's gaps).
+3. `check_freshness`: the online store must hold features up to the end of the night's interval;
+   `record_service_health`: the online service's /metrics since the last night (errors,
+   /predict p99; an unreachable service is a breach), the growth of the lake, the prediction
+   log and the monitoring database, and each DAG's run time against its week (all shown as
+   trends on Model health).
 4. `build_report`: an HTML report (path in the log), every number in the monitoring tables
    (`monitoring_checks`, `monitoring_metrics`) and on the version's MLflow run in experiment
    `flight_delay-monitoring` (one step per day), also when nothing fires.
@@ -39,7 +47,7 @@ MonitoringPolicy, overridable with `MLOPS_MONITOR_<SETTING>`):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
@@ -119,16 +127,35 @@ def monitor_model() -> None:
             settings, feature_store(settings), nights[-1], context["run_id"], monitoring_policy()
         )
 
+    @task(inlets=[assets.FLIGHT_PREDICTIONS], outlets=[assets.MONITORING_REPORT])
+    def record_service_health(nights: list[NightSummary], **context) -> list[CheckRecord]:
+        """The online service's /metrics since the last night, storage growth, DAG run times."""
+        from include.core.settings import get_settings
+        from include.monitoring.health_steps import record_service_health
+        from include.monitoring.policy import monitoring_policy
+
+        night = nights[-1]
+        return record_service_health(
+            get_settings(),
+            night["model_version"],
+            date.fromisoformat(night["day"]),
+            context["run_id"],
+            monitoring_policy(),
+        )
+
     @task(outlets=[assets.MONITORING_REPORT])
     def build_report(
-        nights: list[NightSummary], performance: list[DayPerformance], freshness: CheckRecord
+        nights: list[NightSummary],
+        performance: list[DayPerformance],
+        freshness: CheckRecord,
+        health: list[CheckRecord],
     ) -> ReportResult:
         """HTML report of the latest night; the nights' numbers as MLflow metric histories."""
         from include.core.settings import get_settings
         from include.monitoring.policy import monitoring_policy
         from include.monitoring.steps import build_report
 
-        return build_report(get_settings(), nights, performance, freshness, monitoring_policy())
+        return build_report(get_settings(), nights, performance, freshness, monitoring_policy(), health)
 
     @task
     def apply_policy(report: ReportResult, **context) -> AlertDecision:
@@ -167,7 +194,7 @@ def monitor_model() -> None:
     nights = check_drift()
     performance = evaluate_performance(nights)
     freshness = check_freshness(nights)
-    report = build_report(nights, performance, freshness)
+    report = build_report(nights, performance, freshness, record_service_health(nights))
     request_retraining(apply_policy(report))
 
 

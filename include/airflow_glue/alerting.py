@@ -145,3 +145,6 @@ def on_task_failure(context: Context) -> None:
         )
     except Exception:
         log.exception("could not write the failure summary")
+    from include.airflow_glue.timing import record
+
+    record(context, "failed")

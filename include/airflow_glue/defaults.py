@@ -1,5 +1,6 @@
 """The default_args every DAG starts from: an owner, retries, the retry policy (contract errors
-fail at once, include/airflow_glue/retry.py) and the failure callback.
+fail at once, include/airflow_glue/retry.py), the failure callback and the success callback
+that records the task's run time (include/airflow_glue/timing.py).
 
 One place, so that no DAG can forget the callback that ends a failed task's log with the
 failure block (tests/dags checks every task has it).
@@ -12,6 +13,7 @@ from typing import Any
 
 from include.airflow_glue.alerting import on_task_failure
 from include.airflow_glue.retry import RETRY_POLICY
+from include.airflow_glue.timing import on_task_success
 
 
 def task_defaults(
@@ -25,6 +27,7 @@ def task_defaults(
     return {
         "owner": owner,
         "on_failure_callback": on_task_failure,
+        "on_success_callback": on_task_success,
         "retries": retries,
         "retry_delay": retry_delay,
         "retry_policy": RETRY_POLICY,

@@ -158,6 +158,17 @@ def find(folder: Location) -> list[str]:
     return sorted(out)
 
 
+def size(folder: Location) -> int:
+    """Bytes of every file under `folder` (0 when it is missing); one listing for an object store."""
+    fs, path = resolve(folder)
+    try:
+        return int(
+            sum(int(info.get("size") or 0) for info in fs.find(path.rstrip("/"), detail=True).values())
+        )
+    except FileNotFoundError:
+        return 0
+
+
 def remove(location: Location) -> bool:
     """Delete one file (an object); False when there was none. A local folder left empty stays:
     listings never show empty folders as files."""

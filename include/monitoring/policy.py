@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from include.monitoring.contracts import PolicyOutcome
+from include.training.fairness import MIN_LATE, MIN_ROWS
 
 # The checks of a night; each is breached or not (or not evaluated) for the champion.
 FEATURE_DRIFT = "feature_drift"
@@ -23,10 +24,32 @@ PERFORMANCE = "performance"
 SLICE_PERFORMANCE = "slice_performance"
 VOLUME = "volume"
 FRESHNESS = "freshness"
-CHECKS = (FEATURE_DRIFT, PREDICTION_DRIFT, PERFORMANCE, SLICE_PERFORMANCE, VOLUME, FRESHNESS)
+ATTRIBUTION = "attribution_drift"
+FAIRNESS = "fairness"
+SERVICE_HEALTH = "service_health"
+STORAGE = "storage"
+TASK_DURATIONS = "task_durations"
+CHECKS = (
+    FEATURE_DRIFT,
+    PREDICTION_DRIFT,
+    PERFORMANCE,
+    SLICE_PERFORMANCE,
+    ATTRIBUTION,
+    FAIRNESS,
+    VOLUME,
+    FRESHNESS,
+    SERVICE_HEALTH,
+    STORAGE,
+    TASK_DURATIONS,
+)
+LABELLED_CHECKS = (PERFORMANCE, SLICE_PERFORMANCE, ATTRIBUTION, FAIRNESS)
+"""Judged on a day once its labels are complete (a day still waiting has no verdict yet)."""
 RETRAIN_CHECKS = (FEATURE_DRIFT, PREDICTION_DRIFT, PERFORMANCE)
 """Persistent breaches of these request retraining; volume and freshness are data problems
-(retraining would not fix them): they alert only."""
+(retraining would not fix them): they alert only, like the system's own health (service, storage,
+run times). So do attribution drift and fairness: a model
+whose reasons moved or that serves one group worse needs a person to look before a retrain on
+the same data is trusted to fix it."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,40 @@ class MonitoringPolicy:
     """A night's scored flights outside [low, high] x the reference's daily mean: volume alert."""
     freshness_max_hours: float = 36.0
     """The online store materialized more than this before the monitored interval's end: stale."""
+    attribution_margin: float = 1.0
+    """Attribution drift: a labelled night's attribution shares further from the training window's
+    mean (total-variation distance) than this x the largest distance of one window day
+    (benchmarks/attribution_calibration.py: ordinary days reached at most 0.96 of it)."""
+    attribution_min_shift: float = 0.1
+    """... and at least this shift."""
+    attribution_top_k: int = 5
+    """How many top features the report names before and after."""
+    fairness_min_rows: int = MIN_ROWS
+    """A slice (a carrier, an origin, an hour band) enters a night's gaps with this many flights."""
+    fairness_min_late: int = MIN_LATE
+    """... and its recall with this many late flights."""
+    fairness_flag_rate_widening: float = 0.4
+    fairness_recall_widening: float = 0.4
+    fairness_calibration_widening: float = 0.5
+    """A night's gap between the best and worst slice wider than the reference's by more than
+    this, per metric (late-flag rate, recall, calibration): fairness breach (training/fairness.py).
+    One day's slices are small: on 60 ordinary days of 2013 the widest widening reached 0.77
+    (flag rate), 0.93 (recall), 0.48 (calibration); these keep them at 3 breaches, 0 alerts."""
+    service_min_requests: int = 100
+    """The service's night is judged with this many requests since the last scrape."""
+    service_error_share: float = 0.01
+    service_p99_ms: float = 50.0
+    """More than 1 % of answers 5xx, or /predict p99 above 50 ms (the histogram's bucket bound;
+    measured 3-5 ms at 100 requests/s on a 2-core machine): service-health breach."""
+    storage_growth_factor: float = 5.0
+    storage_min_growth_mb: float = 50.0
+    """Tonight's growth of the lake + prediction log + monitoring database above 5 x the median
+    nightly growth (and above 50 MB): storage breach."""
+    duration_factor: float = 3.0
+    duration_min_s: float = 120.0
+    duration_min_runs: int = 3
+    """A DAG whose longest run of the last day took 3 x the median of its runs of the week before
+    (and over 2 min; with 3 runs to compare with): run-time breach."""
     consecutive_nights: int = 2
     """A check alerts (and may request retraining) when breached this many nights in a row."""
     cooldown_days: float = 7.0

@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from include.core.html import STATUS_COLOURS, fmt, table
+from include.monitoring.policy import ATTRIBUTION, FAIRNESS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,13 +177,51 @@ STYLE = (
 
 
 def _all_checks(
-    night: dict[str, Any], performance: list[dict[str, Any]], freshness: dict[str, Any] | None
+    night: dict[str, Any],
+    performance: list[dict[str, Any]],
+    freshness: dict[str, Any] | None,
+    health: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Tonight's checks, freshness, and the performance checks of each judged day."""
-    checks = list(night["checks"]) + ([freshness] if freshness else [])
+    """Tonight's checks, freshness, the system's health, and the labelled checks of each judged day."""
+    checks = list(night["checks"]) + ([freshness] if freshness else []) + list(health or [])
     for p in performance:
         checks += [{**c, "check": f"{c['check']} ({p['day']})"} for c in p["checks"]]
     return checks
+
+
+def _reasons_sections(performance: list[dict[str, Any]]) -> list[str]:
+    """Attribution and fairness of each judged day: the model's reasons and its slice gaps."""
+    sections: list[str] = []
+    for p in performance:
+        for c in p["checks"]:
+            metrics = c.get("metrics") or {}
+            if c["check"] == ATTRIBUTION and metrics:
+                rows = [
+                    {"feature": k.removeprefix("share."), "share tonight": f"{v:.1%}"}
+                    for k, v in sorted(metrics.items(), key=lambda kv: -kv[1])
+                    if k.startswith("share.")
+                ]
+                sections += [
+                    f"<h2>Attribution, {html.escape(p['day'])}</h2>",
+                    f"<p>{html.escape(c['status'])}: {html.escape(c['detail'])}</p>",
+                    _table(rows, ["feature", "share tonight"]),
+                ]
+            elif c["check"] == FAIRNESS and metrics:
+                rows = [
+                    {
+                        "gap": k.removeprefix("gap."),
+                        "tonight": f"{v:.3f}",
+                        "widening vs reference": f"{metrics.get('widening.' + k[4:], 0.0):+.3f}",
+                    }
+                    for k, v in sorted(metrics.items())
+                    if k.startswith("gap.")
+                ]
+                sections += [
+                    f"<h2>Fairness across slices, {html.escape(p['day'])}</h2>",
+                    f"<p>{html.escape(c['status'])}: {html.escape(c['detail'])}</p>",
+                    _table(rows, ["gap", "tonight", "widening vs reference"]),
+                ]
+    return sections
 
 
 def _drift_ratio(feature: dict[str, Any]) -> float:
@@ -217,6 +256,7 @@ def render(
     served: pd.DataFrame,
     metrics: pd.DataFrame,
     links: dict[str, str],
+    health: list[dict[str, Any]] | None = None,
 ) -> str:
     """The whole page as a string."""
     sections = [
@@ -227,13 +267,15 @@ def render(
         + "</p>",
         "<h2>Checks</h2>",
         _table(
-            _all_checks(night, performance, freshness), ["check", "status", "value", "threshold", "detail"]
+            _all_checks(night, performance, freshness, health),
+            ["check", "status", "value", "threshold", "detail"],
         ),
         f"<h2>Nights in a row breached (policy: alert at {policy.get('consecutive_nights')})</h2>",
         _table([{"check": k, "nights": v} for k, v in streaks.items()], ["check", "nights"]),
         "<h2>Trends</h2>",
         _png(trends_figure(metrics)) if len(metrics) else "<p>No history yet.</p>",
         *_feature_sections(night["features"], reference, served),
+        *_reasons_sections(performance),
     ]
     if len(served) and "score" in reference:
         sections += [

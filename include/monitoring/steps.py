@@ -16,6 +16,7 @@ import pandas as pd
 
 from include.core.settings import Settings
 from include.lake.partitions import interval_key, parse_interval_key, write_text_atomic
+from include.monitoring import model_checks
 from include.monitoring import statistics as monitoring
 from include.monitoring.contracts import (
     AlertDecision,
@@ -27,8 +28,8 @@ from include.monitoring.contracts import (
 )
 from include.monitoring.policy import (
     CHECKS,
+    LABELLED_CHECKS,
     PERFORMANCE,
-    SLICE_PERFORMANCE,
     MonitoringPolicy,
     alert_block,
     decide,
@@ -159,7 +160,7 @@ def _judge_day(
         policy,
     )
     slices = monitoring.slice_check(slice_auc(labelled, labelled["score"].to_numpy()), policy)
-    return status, [perf, slices]
+    return status, [perf, slices, *model_checks.day_checks(settings, version, meta, labelled, policy)]
 
 
 def evaluate_performance(
@@ -229,7 +230,7 @@ def streaks(settings: Settings, version: str, until: date) -> tuple[dict[str, in
     details: dict[str, str] = {}
     for check in CHECKS:
         rows = h[h["check"] == check]
-        if check in (PERFORMANCE, SLICE_PERFORMANCE):
+        if check in LABELLED_CHECKS:
             rows = rows[rows["breached"].notna()]
         flags = [None if pd.isna(b) else bool(b) for b in rows["breached"]]
         counts[check] = trailing_breaches(flags)
@@ -244,6 +245,7 @@ def build_report(
     performance: list[DayPerformance],
     freshness: CheckRecord | None,
     policy: MonitoringPolicy,
+    health: list[CheckRecord] | None = None,
 ) -> ReportResult:
     """The HTML report of the latest night, and every number of the run's days on MLflow."""
     from include.monitoring import report as monitoring_report
@@ -266,6 +268,7 @@ def build_report(
         served=served,
         metrics=metrics_history(settings, version),
         links={k: v for k, v in links.items() if v.startswith("http")},
+        health=[dict(h) for h in health or []],
     )
     path = report_path(settings, version, day)
     write_text_atomic(path, page)

@@ -18,10 +18,19 @@ import sqlalchemy as sa
 from include.core.settings import Settings
 from include.lake import storage
 from include.monitoring.records import report_name
-from include.monitoring.tables import ALERTS_TABLE, CHECKS_TABLE, REQUESTS_TABLE
+from include.monitoring.tables import ALERTS_TABLE, CHECKS_TABLE, METRICS_TABLE, REQUESTS_TABLE
 from include.oncall.sections import AlertEntry, CheckNight, Freshness, MonitoringSection, RequestEntry
 
-CHECK_ORDER = ("feature_drift", "prediction_drift", "performance", "slice_performance", "volume", "freshness")
+CHECK_ORDER = (
+    "feature_drift",
+    "prediction_drift",
+    "performance",
+    "slice_performance",
+    "attribution_drift",
+    "fairness",
+    "volume",
+    "freshness",
+)
 STATUS = {None: "not evaluated", 1: "BREACHED", 0: "ok"}  # the tables' `breached` column
 
 
@@ -94,6 +103,44 @@ def _latest_alerts(conn: Any) -> list[AlertEntry]:
         {"sent_at": _iso(r.sent_at), "subject": r.subject, "channels": list(json.loads(r.channels or "[]"))}
         for r in rows
     ]
+
+
+SYSTEM_METRICS = {
+    ("service_health", "requests"): "requests since the last night",
+    ("service_health", "error_share"): "error share (5xx)",
+    ("service_health", "p99_ms"): "/predict p99 (ms, bucket bound)",
+    ("service_health", "feature_read_failures"): "feature-read failures",
+    ("storage", "bytes.lake"): "lake (MB)",
+    ("storage", "bytes.prediction_log"): "prediction log (MB)",
+    ("storage", "bytes.monitoring_db"): "monitoring database (MB)",
+}
+
+
+def _system_series(conn: Any, model_name: str, days: list[date]) -> dict[str, list[float | None]]:
+    """The system's numbers on `days` (oldest first), whatever version was serving: the service,
+    the stores' sizes in MB, and each DAG's longest run (s)."""
+    if not days:
+        return {}
+    m = METRICS_TABLE.c
+    rows = conn.execute(
+        sa.select(m.day, m.check, m.name, m.value).where(
+            m.model_name == model_name,
+            m.check.in_(["service_health", "storage", "task_durations"]),
+            m.day >= min(days),
+            m.day <= max(days),
+        )
+    ).all()
+    found: dict[str, dict[date, float]] = {}
+    for r in rows:
+        label = SYSTEM_METRICS.get((r.check, r.name))
+        if label is None and r.check == "task_durations" and r.name.startswith("seconds."):
+            label = f"{r.name.removeprefix('seconds.')} run (s)"
+        if label is None or r.value is None:
+            continue
+        value = r.value / 1e6 if r.check == "storage" else r.value
+        found.setdefault(label, {})[r.day] = value
+    order = [*SYSTEM_METRICS.values(), *sorted(k for k in found if k not in SYSTEM_METRICS.values())]
+    return {k: [found[k].get(d) for d in days] for k in order if k in found}
 
 
 def _check_series(rows: list[Any]) -> dict[str, list[CheckNight]]:
@@ -169,7 +216,8 @@ def monitoring(settings: Settings, version: str | None, nights: int = 14) -> Mon
         fresh = _latest_freshness(conn, settings.model_name)
         requests = _latest_requests(conn, settings.model_name)
         alerts = _latest_alerts(conn)
-    days = sorted({row.day for row in rows}, reverse=True)
+        days = sorted({row.day for row in rows}, reverse=True)
+        system = _system_series(conn, settings.model_name, sorted(days))
     return {
         "version": None if version is None else str(version),
         "days": [d.isoformat() for d in days],
@@ -178,4 +226,5 @@ def monitoring(settings: Settings, version: str | None, nights: int = 14) -> Mon
         "freshness": None if fresh is None else _freshness(fresh),
         "requests": [_request(q) for q in requests],
         "alerts": alerts,
+        "system": system,
     }

@@ -27,6 +27,8 @@ CHECK_LABELS = {
     "prediction_drift": "Prediction drift (score distance)",
     "performance": "Performance (ROC AUC of labelled day)",
     "slice_performance": "Slices (worst ROC AUC)",
+    "attribution_drift": "Attribution drift (share shift)",
+    "fairness": "Fairness (worst gap widening)",
     "volume": "Volume (flights vs reference)",
     "freshness": "Online-store freshness (lag, h)",
 }
@@ -228,6 +230,26 @@ def _nights(mon: MonitoringSection) -> str:
 <p>Drift reports: {report_links or '<span class="muted">none yet</span>'}</p>"""
 
 
+def _system(mon: MonitoringSection) -> str:
+    """The system's nightly numbers as trends: the service, the stores, the DAGs' run times."""
+    series = mon.get("system") or {}
+    if not series:
+        return '<p class="muted">no system numbers recorded yet (monitor_model records them nightly)</p>'
+    days = sorted(mon.get("days", []))
+    rows = []
+    for label, values in series.items():
+        latest = next((v for v in reversed(values) if v is not None), None)
+        rows.append(
+            f"<td>{escape(label)}</td><td>{sparkline(values)}</td><td>{fmt(latest)}</td>"
+            f"<td>{fmt(min((v for v in values if v is not None), default=None))} – "
+            f"{fmt(max((v for v in values if v is not None), default=None))}</td>"
+        )
+    note = f"departure days {escape(days[0])} to {escape(days[-1])}" if days else ""
+    return f"""<p class="muted">{note} (oldest left); checks and thresholds in the table above
+ (service health, storage, task durations).</p>
+{table(("number", "trend", "latest", "range"), rows)}"""
+
+
 def _request_cells(q: RequestEntry) -> str:
     return (
         f"<td>#{escape(q['id'])}</td><td>{escape(q['created_at'])}</td><td>v{escape(q['version'])}</td>"
@@ -324,6 +346,7 @@ def render(snap: Snapshot) -> str:
 {_serving_card(snap.get("serving") or {}, champion)}
 {_freshness_card(mon.get("freshness"))}{_quarantine_card(snap.get("quarantine") or {})}</div>
 <h2>Last nights (the champion)</h2>{_nights(mon)}
+<h2>System health</h2>{_system(mon)}
 <h2>Retraining requests</h2>{_requests(mon)}
 <h2>Alerts raised</h2>{_alerts(mon)}
 <h2>Recent candidates</h2>{_candidates(snap.get("candidates") or [])}

@@ -101,6 +101,8 @@ class MonitoringSection(TypedDict):
     alerts: NotRequired[list[AlertEntry]]
     note: NotRequired[str]
     mlflow_run_url: NotRequired[str | None]
+    system: NotRequired[dict[str, list[float | None]]]
+    """The system's nightly numbers (service, storage, DAG run times), one value per day of `days`."""
 
 
 class QuarantineEntry(TypedDict):

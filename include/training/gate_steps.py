@@ -41,6 +41,18 @@ def evaluate_gate(
         return _evaluate_gate(settings, store, prepared, registered)
 
 
+def widest_gap(holdout: pd.DataFrame, p: np.ndarray, threshold: float) -> tuple[str, float] | None:
+    """The widest gap between slices of a model's scores on the holdout (None without slices);
+    slices as big as the gate's slice checks ask (`slice_min_rows`, `fairness_min_late`)."""
+    from include.training import fairness
+
+    t = gate.GateThresholds()
+    gaps = fairness.slice_gaps(
+        holdout, holdout[LABEL].to_numpy(), p, threshold, t.slice_min_rows, t.fairness_min_late
+    )
+    return fairness.worst_gap(gaps) if gaps else None
+
+
 def _champion_evidence(
     settings: Settings, version: str, holdout: pd.DataFrame, y: np.ndarray
 ) -> tuple[gate.ModelEvidence | None, str, str | None, str | None]:
@@ -69,7 +81,11 @@ def _champion_evidence(
     except Exception as exc:
         problem = f"champion version {champion_version} could not be measured: {type(exc).__name__}: {exc}"
         return None, note, champion_version, problem[:600]
-    evidence = gate.ModelEvidence(training.roc_auc(y, cp), training.slice_auc(holdout, cp))
+    evidence = gate.ModelEvidence(
+        training.roc_auc(y, cp),
+        training.slice_auc(holdout, cp),
+        widest_gap(holdout, cp, settings.decision_threshold),
+    )
     return evidence, note, champion_version, None
 
 
@@ -87,7 +103,9 @@ def _evaluate_gate(
     expected_cols = training.serving_columns(service_views(store, FEATURE_SERVICE))
     p = training.scores(candidate_model, holdout, candidate_cols)
     candidate = gate.ModelEvidence(
-        training.metrics(y, p, settings.decision_threshold)["roc_auc"], training.slice_auc(holdout, p)
+        training.metrics(y, p, settings.decision_threshold)["roc_auc"],
+        training.slice_auc(holdout, p),
+        widest_gap(holdout, p, settings.decision_threshold),
     )
     champion, champion_note, champion_version, unmeasured = _champion_evidence(settings, version, holdout, y)
     decision = gate.decide(

@@ -21,6 +21,11 @@ REFERENCE_FILE = "monitoring_reference.parquet"
 REFERENCE_META = "monitoring_reference.json"
 REFERENCE_EXTRA = ("score", "part", "day")
 """Columns of a reference frame that are not model inputs (see `reference_frame`)."""
+ATTRIBUTION_KEY = "attribution_reference"
+FAIRNESS_KEY = "fairness_reference"
+"""Keys of the reference's meta: the window's attribution shares and the holdout's slice gaps."""
+ATTRIBUTION_MIN_ROWS = 200
+"""Window days with fewer flights are left out of the attribution reference (sampling noise)."""
 
 
 def reference_frame(
@@ -61,6 +66,51 @@ def reference_frame(
         "window_end": str(times.max()),
     }
     return both, meta
+
+
+def predict_with(model: Any, columns: list[str], frame: pd.DataFrame) -> Any:
+    """The model's scores of a frame (for attribution's shuffled copies)."""
+    from include.training.candidates import scores
+
+    return scores(model, frame, columns)
+
+
+def behaviour_reference(
+    model: Any,
+    columns: list[str],
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    holdout_scores: Any,
+    threshold: float,
+) -> dict[str, Any]:
+    """What monitoring compares a labelled night's attribution and fairness with (a night is one
+    day): the window's daily attribution shares, their mean and the largest shift of one day
+    (train and holdout days: attribution needs no labels); the mean of the holdout's daily slice
+    gaps, and the pooled holdout's gaps beside them. Keys ATTRIBUTION_KEY and FAIRNESS_KEY."""
+    from functools import partial
+
+    import pandas as pd
+
+    from include.features.training_set import LABEL
+    from include.training import attribution, fairness
+
+    window = pd.concat([train, holdout], ignore_index=True)
+    window_days = pd.to_datetime(window["scheduled_departure"], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
+    features = [c for c in columns if c not in attribution.CONSTANT_WITHIN_A_DAY]
+    daily = attribution.daily_shares(
+        partial(predict_with, model, columns), window[columns], window_days, features, ATTRIBUTION_MIN_ROWS
+    )
+    days = pd.to_datetime(holdout["scheduled_departure"], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
+    y = holdout[LABEL].to_numpy()
+    args = (threshold, fairness.MIN_ROWS, fairness.MIN_LATE)
+    pooled = fairness.slice_gaps(holdout, y, holdout_scores, *args)
+    return {
+        ATTRIBUTION_KEY: attribution.reference(daily),
+        FAIRNESS_KEY: {
+            "daily": fairness.daily_gaps(holdout, days, y, holdout_scores, *args),
+            "pooled": {k: g.gap for k, g in pooled.items()},
+        },
+    }
 
 
 def input_columns_of(reference: pd.DataFrame) -> list[str]:

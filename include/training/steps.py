@@ -24,7 +24,7 @@ from include.registry import model_card, tracking
 from include.training import candidates as training
 from include.training.contracts import CandidateResult, PreparedData, PreparedRun, RegisteredCandidate
 from include.training.data import load_prepared, require_days, run_folder, write_split
-from include.training.reference import log_reference, reference_frame
+from include.training.reference import behaviour_reference, log_reference, reference_frame
 
 if TYPE_CHECKING:
     import numpy as np
@@ -277,7 +277,10 @@ def _log_candidate_run(
         reference, reference_meta = reference_frame(
             m.train, m.holdout, m.columns, training.scores(m.model, m.train, m.columns), m.p
         )
-        log_reference(reference, {**reference_meta, "holdout_roc_auc": m.metrics["roc_auc"]})
+        behaviour = behaviour_reference(
+            m.model, m.columns, m.train, m.holdout, m.p, settings.decision_threshold
+        )
+        log_reference(reference, {**reference_meta, **behaviour, "holdout_roc_auc": m.metrics["roc_auc"]})
         _log_plots(m)
         info = _log_model(m)
         return run.info.run_id, info.model_uri

@@ -58,6 +58,7 @@ EXPECTED_TASKS = {
         "check_drift",
         "evaluate_performance",
         "check_freshness",
+        "record_service_health",
         "build_report",
         "apply_policy",
         "request_retraining",

@@ -182,6 +182,50 @@ def test_metrics_are_time_series_in_the_table_and_on_mlflow(world, dags):
     assert sorted(m.step for m in history) == [(date(2013, 6, d) - date(1970, 1, 1)).days for d in (25, 26)]
 
 
+def test_labelled_nights_are_judged_for_attribution_and_fairness(world, dags):
+    """The June champion's labelled June nights: its reasons and its slice gaps are measured
+    against its training reference (shares, gaps) and judged; the report has their sections."""
+    for day in ("2013-06-25", "2013-06-26"):
+        reasons = checks(day, "attribution_drift")
+        assert reasons["breached"].tolist() == [0], reasons["detail"].tolist()
+        assert "top 5 at training" in reasons["detail"].iloc[0]
+        gaps = checks(day, "fairness")
+        assert gaps["breached"].notna().all() and "vs reference" in gaps["detail"].iloc[0], gaps[
+            "detail"
+        ].tolist()
+    from include.monitoring.records import report_path
+
+    page = Path(report_path(get_settings(), "1", date(2013, 6, 26))).read_text()
+    assert "Attribution, 2013-06-" in page and "Fairness across slices" in page
+
+
+def test_the_system_is_checked_nightly(world, dags):
+    """Service health from the running service's /metrics, the stores' sizes, the DAGs' run times
+    (each task recorded its own): stored like the other checks, as series Model health draws."""
+    import urllib.request
+
+    from include.monitoring.tables import metrics_history
+    from include.monitoring.task_runs import run_times
+
+    for _ in range(120):  # traffic since the last night's scrape
+        urllib.request.urlopen(f"{world['url']}/health", timeout=10).read()
+    monitor(dags, "2013-06-25")  # the night of June 26 again
+    service = checks("2013-06-26", "service_health")
+    assert service["breached"].tolist() == [0], service["detail"].tolist()  # 120+ requests, no errors
+    assert "0 errors" in service["detail"].iloc[0]
+    storage = checks("2013-06-26", "storage")
+    assert len(storage) == 1 and "lake" in storage["detail"].iloc[0]
+    m = metrics_history(get_settings(), "1")
+    sizes = m[(m["check"] == "storage") & (m["name"] == "bytes.lake")]["value"]
+    assert (sizes > 1e6).all(), sizes.tolist()  # the lake's real June days
+    durations = checks("2013-06-26", "task_durations")
+    assert len(durations) == 1
+    now = datetime.now(UTC)
+    ran = run_times(get_settings(), now - timedelta(hours=2), now)
+    assert {"train_model", "score_flights", "monitor_model"} <= set(ran), ran
+    assert all(0 < s < 600 for runs in ran.values() for _, s in runs), ran
+
+
 def test_december_drift_alerts_and_requests_retraining(world, dags, caplog, smtp_inbox):
     score(dags, "2013-12-08", days=2)  # flights departing Dec 9 and 10, scored by the June model
     with caplog.at_level(logging.WARNING):

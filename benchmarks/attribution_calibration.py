@@ -178,7 +178,7 @@ def gate_pairs(rolling: list[dict[str, Any]], threshold: float, age_days: int = 
 
 
 def widest(day: dict[str, Any], metric: str) -> float | None:
-    values = [w for k, w in day["widening"].items() if k.startswith(metric + "[")]
+    values = [w for k, w in day["widening"].items() if k.startswith(metric + ".")]
     return max(values) if values else None
 
 
@@ -273,7 +273,7 @@ def main() -> int:
             },
             "fairness_any_metric": tally(
                 [
-                    any(w > model_checks.tolerance(k.split("[")[0], policy) for k, w in d["widening"].items())
+                    any(w > model_checks.tolerance(k.split(".")[0], policy) for k, w in d["widening"].items())
                     for d in days[g]
                 ],
                 2,

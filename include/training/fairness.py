@@ -46,7 +46,7 @@ class SliceGap:
 
     @property
     def key(self) -> str:
-        return f"{self.metric}[{self.dimension}]"
+        return f"{self.metric}.{self.dimension}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +75,7 @@ def slice_values(frame: pd.DataFrame, dimension: str) -> np.ndarray:
 def slice_gaps(
     frame: pd.DataFrame, y: Any, p: Any, threshold: float, min_rows: int, min_late: int
 ) -> dict[str, SliceGap]:
-    """Every metric's gap along every dimension (keys `metric[dimension]`); a metric with fewer
+    """Every metric's gap along every dimension (keys `metric.dimension`); a metric with fewer
     than two slices big enough is left out (no gap to speak of)."""
     import numpy as np
 

@@ -48,7 +48,7 @@ class ModelEvidence:
 
     roc_auc: float
     slices: dict[str, tuple[float, int]] = field(default_factory=dict)  # slice -> (roc_auc, rows)
-    widest_gap: tuple[str, float] | None = None  # (metric[dimension], gap) on the holdout
+    widest_gap: tuple[str, float] | None = None  # (metric.dimension, gap) on the holdout
 
 
 class GateCheckRecord(TypedDict):

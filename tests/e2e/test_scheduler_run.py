@@ -603,6 +603,103 @@ def test_a_person_deploys_or_rejects_through_the_rest_api_and_silence_rejects(st
     assert any("decision__silence" in t for t in texts), texts
 
 
+def _mlflow_alias(env: dict, alias: str) -> str | None:
+    """The version an alias points at, as MLflow's REST API reports it (None: no such alias)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
+    try:
+        conn.request("GET", f"/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias={alias}")
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    if resp.status == 404:
+        return None
+    assert resp.status == 200, body
+    return str(body["model_version"]["version"])
+
+
+def _run(client: AirflowAPI, dag_id: str, run_id: str, conf: dict, timeout: float = 900) -> str:
+    """Trigger a run of `dag_id` and wait for it to finish; its state."""
+    client.post(f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        if state in ("success", "failed"):
+            return str(state)
+        time.sleep(3)
+    pytest.fail(f"{dag_id} run {run_id} did not finish in {timeout} s")
+
+
+def test_a_shadow_scores_beside_the_champion_and_the_scheduler_promotes_it(standalone):
+    """Through the scheduler: train_model with promotion=shadow puts its challenger in `shadow`
+    (champion and serving unchanged); score_flights on three labelled days logs both versions for
+    the same flights; the scheduler starts promote_shadow on that asset event, which compares them
+    on those flights and promotes the shadow through a verified deployment. Every model of this
+    standalone is trained on the same window with the same seeds, so the shadow ties the champion:
+    promotion is the known answer (ROC AUC >= the champion's, calibration and slices no worse)."""
+    env, run, _ = standalone
+    assert run.returncode == 0
+    import httpx
+    import sqlalchemy as sa
+
+    client = api(env)
+    champion = _mlflow_champion(env)
+    conf = {"promotion": "shadow", "reason": "e2e: shadow", "window_days": DAYS, "require_approval": False}
+    assert _run(client, "train_model", "shadow__train", conf) == "success"
+    assert _task(client, "train_model", "shadow__train", "start_shadow")["state"] == "success"
+    assert _task(client, "train_model", "shadow__train", "deploy_champion")["state"] == "skipped"
+    shadow = _mlflow_alias(env, "shadow")
+    assert shadow is not None and shadow != champion and _mlflow_champion(env) == champion
+    assert _version_tags(env, shadow)["shadow.state"] == "scoring"
+
+    serving = f"http://127.0.0.1:{env['MLOPS_SERVING_PORT']}"
+    flight = re.search(r'/predict (\{"flight_id": \d+\})', run.stdout)
+    assert flight, run.stdout[-2000:]
+    answer = httpx.post(f"{serving}/predict", json=json.loads(flight.group(1)), timeout=30)
+    assert answer.status_code == 200 and answer.json()["model_version"] == champion, answer.text
+
+    first = (datetime.now(UTC) - timedelta(days=9)).date()  # labels complete: outcomes to 3 days on
+    scored_at = datetime.now(UTC)
+    assert (
+        _run(client, "score_flights", "shadow__score", {"interval_start": str(first), "days": 3}) == "success"
+    )
+    db = Path(env["MLOPS_DATA_DIR"]) / "predictions" / "prediction_log.db"
+    with sa.create_engine(f"sqlite:///{db}").connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT batch_key, source, model_version, flight_id FROM prediction_log"
+                " WHERE source IN ('batch', 'shadow')"
+            )
+        ).all()
+    nights = {r.batch_key for r in rows if r.source == "shadow" and r.model_version == shadow}
+    assert len(nights) == 3, nights
+    for night in nights:
+        served = {
+            r.flight_id
+            for r in rows
+            if r.batch_key == night and r.source == "batch" and r.model_version == champion
+        }
+        shadowed = {r.flight_id for r in rows if r.batch_key == night and r.source == "shadow"}
+        assert len(served) > 100 and served == shadowed, night
+
+    deadline, decided = time.monotonic() + 900, None
+    while time.monotonic() < deadline and decided is None:
+        runs = client.get("/api/v2/dags/promote_shadow/dagRuns?order_by=-run_after&limit=5")["dag_runs"]
+        later = [
+            r for r in runs if datetime.fromisoformat(r["run_after"]) >= scored_at - timedelta(seconds=5)
+        ]
+        decided = next((r for r in later if r["state"] in ("success", "failed")), None)
+        time.sleep(5)
+    assert decided is not None and decided["state"] == "success", decided
+    assert _task(client, "promote_shadow", decided["dag_run_id"], "promote_champion")["state"] == "success"
+    tags = _version_tags(env, shadow)
+    assert tags["shadow.decision"] == "promote" and tags["shadow.state"] == "promoted", tags
+    assert tags["shadow.labelled_nights"] == "3" and tags["champion.previous"] == champion, tags
+    assert _mlflow_champion(env) == shadow and _mlflow_alias(env, "shadow") is None
+    version = httpx.get(f"{serving}/version", timeout=30).json()["version"]
+    assert version == shadow  # the verified deployment reloaded the service
+
+
 def test_no_log_says_database_is_locked(standalone):
     env, run, _ = standalone
     assert run.returncode == 0

@@ -97,9 +97,9 @@ def _scored(
 def test_slice_gaps_name_the_slices_and_the_gap():
     frame, y, p = _scored(0.6, 0.2)
     gaps = fairness.slice_gaps(frame, y, p, 0.5, fairness.MIN_ROWS, fairness.MIN_LATE)
-    g = gaps["flag_rate[carrier]"]
+    g = gaps["flag_rate.carrier"]
     assert (g.highest, g.lowest) == ("UA", "DL") and g.gap == pytest.approx(0.4, abs=0.05)
-    assert gaps["flag_rate[origin]"].gap < 0.05  # origins are not told apart by the scores
+    assert gaps["flag_rate.origin"].gap < 0.05  # origins are not told apart by the scores
     assert set(fairness.hour_band([0, 9, 10, 13, 14, 17, 18, 23])) == {"00-09h", "10-13h", "14-17h", "18-23h"}
 
 
@@ -111,16 +111,16 @@ def test_a_carrier_flagged_far_more_often_than_at_training_breaches_fairness():
     control = fairness_check(night_same, reference, POLICY)
     assert control.breached is False, control.detail
     found = fairness_check(night_unfair, reference, POLICY)
-    assert found.breached is True and "flag_rate[carrier]" in found.detail and "UA vs DL" in found.detail
+    assert found.breached is True and "flag_rate.carrier" in found.detail and "UA vs DL" in found.detail
 
 
 def test_small_slices_are_left_out():
     frame, y, p = _scored(0.7, 0.1, n=60)  # 30 flights per carrier < 50
-    assert "flag_rate[carrier]" not in fairness.slice_gaps(frame, y, p, 0.5, 50, 15)
+    assert "flag_rate.carrier" not in fairness.slice_gaps(frame, y, p, 0.5, 50, 15)
 
 
 def _evidence(gap: float) -> ModelEvidence:
-    return ModelEvidence(0.70, {}, ("flag_rate[carrier]", gap))
+    return ModelEvidence(0.70, {}, ("flag_rate.carrier", gap))
 
 
 def test_the_gate_refuses_a_candidate_that_widens_the_widest_gap():

@@ -67,8 +67,11 @@ def openlineage_env(folder: Path) -> dict[str, str]:
         or json.dumps(transport),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "include.airflow_glue.openlineage.AssetLineageExtractor",
-        # The task's code is named by the commit the lineage record holds, not copied into events.
-        "AIRFLOW__OPENLINEAGE__DISABLE_SOURCE_CODE": "True",
+        # The task's code is named by the commit the lineage record holds, not copied into events
+        # (an emission policy: the provider's older `disable_source_code` warns on every event).
+        "AIRFLOW__OPENLINEAGE__EMISSION_POLICY": json.dumps(
+            [{"scope": {}, "controls": {"include_source_code": False}}]
+        ),
         # Emit from a thread of the task process, bounded by execution_timeout (10 s), instead of
         # forking a task process that holds scikit-learn's and OpenMP's threads.
         "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",

@@ -155,13 +155,14 @@ def storage_check(
     total = sum(tonight.values())
     metrics = {f"bytes.{k}": v for k, v in tonight.items()} | {"bytes.total": total}
     totals = [*before, total]
+    parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(tonight.items()))
     if len(totals) < 3:
         return CheckResult(
             STORAGE,
             None,
             total / 1e6,
             None,
-            f"{total / 1e6:.1f} MB in all; growth is judged from the third night on",
+            f"{total / 1e6:.1f} MB in all ({parts}); growth is judged from the third night on",
             metrics,
         )
     growth = [b - a for a, b in itertools.pairwise(totals)]
@@ -169,7 +170,6 @@ def storage_check(
     metrics["growth_bytes"] = tonight_growth
     limit = max(policy.storage_growth_factor * max(usual, 0.0), policy.storage_min_growth_mb * 1e6)
     breached = tonight_growth > limit
-    parts = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(tonight.items()))
     detail = (
         f"grew {tonight_growth / 1e6:+.1f} MB tonight ({'>' if breached else '<='} {limit / 1e6:.1f} MB: "
         f"{policy.storage_growth_factor:g} x the usual {usual / 1e6:.1f} MB); {parts}"

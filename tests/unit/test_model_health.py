@@ -86,6 +86,32 @@ def test_monitoring_reads_the_champions_nights_freshness_and_requests(settings):
     assert monitoring_reader.monitoring(settings, "2", nights=14)["days"] == ["2013-12-01"]
 
 
+def test_the_system_health_series_are_read_per_day_whatever_version_served(settings):
+    """Service, storage and run-time numbers come back as one value per day (None: not
+    recorded), the stores in MB, each DAG's run time under its name; the page draws them."""
+    for n, version in enumerate(["2", "3"]):
+        day = date(2013, 12, 9 + n)
+        record(
+            settings,
+            version,
+            day,
+            [
+                CheckResult("feature_drift", False, 0.1, 0.2, "ok"),
+                CheckResult("service_health", False, 0.0, 0.01, "ok", {"requests": 500.0 + n, "p99_ms": 5.0}),
+                CheckResult("storage", None, 1.0, None, "ok", {"bytes.lake": 2e6 * (n + 1)}),
+                CheckResult("task_durations", None, None, 3.0, "ok", {"seconds.train_model": 60.0 + n}),
+            ],
+            "run-1",
+        )
+    mon = monitoring_reader.monitoring(settings, "3", nights=14)
+    system = mon["system"]
+    assert system["requests since the last night"] == [501.0]  # the champion's days only: Dec 10
+    assert system["lake (MB)"] == [4.0] and system["train_model run (s)"] == [61.0]
+    page = model_health_page.render(_snap(monitoring={**_snap()["monitoring"], "system": system}))
+    assert "System health" in page and "train_model run (s)" in page and "lake (MB)" in page
+    assert "no system numbers recorded yet" in model_health_page.render(_snap())
+
+
 def test_the_alerts_raised_are_listed_newest_first_and_none_is_no_error(settings):
     import sqlalchemy as sa
 

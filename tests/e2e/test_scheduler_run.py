@@ -612,8 +612,8 @@ def _mlflow_alias(env: dict, alias: str) -> str | None:
         body = json.loads(resp.read())
     finally:
         conn.close()
-    if resp.status == 404:
-        return None
+    if resp.status in (400, 404) and "not found" in str(body.get("message", "")):
+        return None  # MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE
     assert resp.status == 200, body
     return str(body["model_version"]["version"])
 

@@ -724,6 +724,7 @@ def part_online(settings, data_dir: Path, version: str) -> dict[str, Any]:
         out["predict"]["prediction_log_errors"] = health.get("prediction_log_errors")
     finally:
         stop_service(proc, log_file)
+    out["predict_with_shadow"] = online_with_shadow(settings, data_dir, version, predict)
     print("  feast serve (its Python feature server, one worker) answering the same flights' features:")
     proc, url, log_file = start_feast_server(data_dir)
     try:
@@ -749,6 +750,29 @@ def part_online(settings, data_dir: Path, version: str) -> dict[str, Any]:
     for step, v in prof["steps"].items():
         print(f"    {step:<34} {v['p50_ms']:>7.3f} / {v['p99_ms']:>7.3f} / {v['max_ms']:>7.2f} ms")
     return out
+
+
+def online_with_shadow(
+    settings: Any, data_dir: Path, version: str, predict: Callable[[Any, int], bool]
+) -> dict[str, Any]:
+    """/predict at 100 req/s with a version in `shadow` (the champion's own: the same cost as any
+    shadow of its kind), which the service scores after each answer in its log writer's thread."""
+    from include.core.settings import SHADOW
+    from include.registry import tracking
+
+    print("  /predict with a version in shadow (scored after each answer, never served):")
+    tracking.set_alias(settings, SHADOW, version)
+    proc, url, log_file = start_service(data_dir)
+    try:
+        measured = measure_rates(url, proc.pid, predict, (100.0,), RUN_S)
+        health = httpx_get_json(f"{url}/health")
+        measured["shadow_version"] = health.get("shadow_version")
+        measured["shadow_errors"] = health.get("shadow_errors")
+        measured["prediction_log_errors"] = health.get("prediction_log_errors")
+    finally:
+        stop_service(proc, log_file)
+        tracking.client(settings).delete_registered_model_alias(settings.model_name, SHADOW)
+    return measured
 
 
 def httpx_get_json(url: str) -> dict[str, Any]:

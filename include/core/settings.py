@@ -136,6 +136,10 @@ class Settings:
     earlier is refused with 422. Wide by default: a deployment probes the service with a flight
     of its training holdout, and a training window may end in the past (train_model's `window_end`,
     up to 365 days long)."""
+    serving_shadow: bool = True
+    """Whether the online service also scores the version in `shadow` for each /predict, in its
+    log-writer thread after the answer (`MLOPS_SERVING_SHADOW`, on/off): rows `shadow_online`,
+    never served."""
     approval_timeout_hours: float = 48.0
     """How long train_model's deployment decision waits for a person (`MLOPS_APPROVAL_TIMEOUT_HOURS`);
     then the candidate is rejected (the champion stays). Read when the DAG is parsed."""
@@ -260,6 +264,7 @@ def get_settings() -> Settings:
         ),
         serving_departure_days_ahead=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_AHEAD", "7")),
         serving_departure_days_back=float(_env("MLOPS_SERVING_DEPARTURE_DAYS_BACK", "400")),
+        serving_shadow=_env("MLOPS_SERVING_SHADOW", "on").strip().lower() not in {"off", "0", "false", "no"},
         approval_timeout_hours=float(_env("MLOPS_APPROVAL_TIMEOUT_HOURS", "48")),
         approval_reminder_hours=float(_env("MLOPS_APPROVAL_REMINDER_HOURS", "24")),
         promotion=_promotion(_env("MLOPS_PROMOTION", "deploy")),

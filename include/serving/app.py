@@ -157,6 +157,8 @@ def health_state(service: OnlineService) -> dict[str, Any]:
         "serving_path": current.path if current else None,  # treelite / linear / sklearn
         "error": redact_url(holder.error) if holder.error else None,
         "refused": holder.refused,  # a champion version the loader refused, and why
+        "shadow_version": holder.shadow.version if holder.shadow else None,  # scored, never served
+        "shadow_errors": writer.deferred_errors if writer else 0,
         "flights_known": len(service.flights),
         "predictions_logged": writer.written if writer else 0,
         "prediction_log_errors": writer.errors if writer else 0,
@@ -220,7 +222,7 @@ def _add_routes(app: FastAPI, service: OnlineService, metrics: ServiceMetrics) -
             raise HTTPException(404, unknown_flight_message(request.flight_id, SCHEDULE_DAYS))
         assert service.resources is not None  # requests are served after the lifespan opened them
         try:
-            return predict_one(settings, current, service.resources, row)
+            return predict_one(settings, current, service.resources, row, holder.shadow)
         except FeatureReadError as exc:
             raise HTTPException(503, str(exc)) from exc
 

@@ -93,11 +93,38 @@ class ChampionHolder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.current: LoadedModel | None = None
+        self.shadow: LoadedModel | None = None
+        """The version in `shadow`, scored after each answer (never served); None without one."""
         self.error: str | None = None
         self.refused: Refusal | None = None
         self._lock = threading.Lock()
 
     def refresh(self) -> LoadedModel | None:
+        current = self._refresh_champion()
+        self._refresh_shadow()
+        return current
+
+    def _refresh_shadow(self) -> None:
+        """Follow the `shadow` alias; a shadow that cannot be read or loaded is dropped with a
+        warning: the champion's answers never depend on it."""
+        from include.core.settings import SHADOW
+        from include.registry import tracking
+
+        if not self.settings.serving_shadow:
+            self.shadow = None
+            return
+        try:
+            aliased = tracking.get_alias(self.settings, SHADOW)
+            if aliased is None:
+                self.shadow = None
+            elif self.shadow is None or self.shadow.version != aliased.version:
+                self.shadow = load_version(self.settings, aliased.version, aliased.run_id)
+                log.info("scoring shadow version %s beside the champion (never served)", aliased.version)
+        except Exception as exc:
+            self.shadow = None
+            log.warning("shadow not scored online: %s: %s", type(exc).__name__, str(exc)[:300])
+
+    def _refresh_champion(self) -> LoadedModel | None:
         from include.registry import tracking
 
         try:

@@ -71,10 +71,19 @@ class _StateCollector:
                 "stale_feature_fallbacks",
                 "Requests in which a feature view was past its ttl (served as missing)",
             ),
+            (
+                "mlops_serving_shadow_errors",
+                "shadow_errors",
+                "Online requests the shadow could not score (in the log writer's thread; answers unaffected)",
+            ),
         ):
             counter = CounterMetricFamily(name, doc)
             counter.add_metric([], float(s.get(key) or 0))
             yield counter
+        shadow = InfoMetricFamily("mlops_serving_shadow", "The version in shadow, scored after each answer")
+        if s.get("shadow_version") is not None:
+            shadow.add_metric([], {"version": str(s["shadow_version"])})
+        yield shadow
         flights = GaugeMetricFamily("mlops_serving_flights_known", "Scheduled flights /predict can look up")
         flights.add_metric([], float(s.get("flights_known") or 0))
         yield flights

@@ -12,6 +12,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import pandas as pd
@@ -176,10 +177,34 @@ def online_record(
     }
 
 
-def predict_one(
-    settings: Settings, current: LoadedModel, resources: ServingResources, row: dict[str, Any]
+def shadow_record(
+    settings: Settings,
+    shadow: LoadedModel,
+    row: dict[str, Any],
+    inputs: dict[str, Any],
+    request_id: str,
+    now: datetime,
 ) -> dict[str, Any]:
-    """Score one flight with the loaded champion, queue its log row, and say what was predicted."""
+    """The shadow's row for an online request (source `shadow_online`, never served); made by the
+    log writer's thread after the answer went out."""
+    features = {c: inputs[c] for c in shadow.columns}
+    score = score_one(shadow.model, features, shadow.columns)
+    return {
+        **online_record(settings, shadow, row, features, score, request_id, now),
+        "source": "shadow_online",
+    }
+
+
+def predict_one(
+    settings: Settings,
+    current: LoadedModel,
+    resources: ServingResources,
+    row: dict[str, Any],
+    shadow: LoadedModel | None = None,
+) -> dict[str, Any]:
+    """Score one flight with the loaded champion, queue its log row, and say what was predicted.
+    With a `shadow`, its score of the same inputs is deferred to the log writer's thread: it adds
+    one queue put to the request, and its answer is never the one returned."""
     now = datetime.now(UTC)
     # Staleness on the source's clock (the replay clock in the demo and the tests), as training.
     as_of = utc_now(settings.clock_now)
@@ -202,6 +227,8 @@ def predict_one(
     score = score_one(current.model, features, current.columns)
     request_id = uuid.uuid4().hex
     resources.writer.put([online_record(settings, current, row, features, score, request_id, now)])
+    if shadow is not None:
+        resources.writer.defer(partial(shadow_record, settings, shadow, row, inputs, request_id, now))
     return {
         "flight_id": row["flight_id"],
         "model_name": settings.model_name,

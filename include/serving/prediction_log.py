@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ PREDICTION_LOG = sa.Table(
     "prediction_log",
     METADATA,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("source", sa.String(16), nullable=False),  # batch | online | shadow (never served)
+    sa.Column("source", sa.String(16), nullable=False),  # batch | online | shadow | shadow_online
     sa.Column("batch_key", sa.String(64), nullable=True),  # the scored interval (batch only)
     sa.Column("request_id", sa.String(64), nullable=True),  # dag run id or HTTP request id
     sa.Column("flight_id", sa.BigInteger, nullable=False),
@@ -127,21 +128,40 @@ def read(eng: sa.Engine, **where: Any) -> pd.DataFrame:
 
 
 class BackgroundWriter:
-    """Queue prediction rows; a daemon thread inserts them in batches (flush on close)."""
+    """Queue prediction rows; a daemon thread inserts them in batches (flush on close).
+
+    A row can also be deferred: a function the thread calls to make it (the shadow's score of an
+    online request, computed after the answer went out). One that raises is counted in
+    `deferred_errors` and logged; it never stops the other rows."""
 
     def __init__(self, eng: sa.Engine, flush_every: float = 0.5, max_batch: int = 500) -> None:
         self._engine = eng
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[dict[str, Any] | Callable[[], dict[str, Any]] | None] = queue.Queue()
         self._flush_every = flush_every
         self._max_batch = max_batch
         self.written = 0
         self.errors = 0
+        self.deferred_errors = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
 
     def put(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             self._queue.put(row)
+
+    def defer(self, make_row: Callable[[], dict[str, Any]]) -> None:
+        """Queue a row that the writer's thread makes (off the request's path)."""
+        self._queue.put(make_row)
+
+    def _made(self, item: dict[str, Any] | Callable[[], dict[str, Any]], log: Any) -> dict[str, Any] | None:
+        if not callable(item):
+            return item
+        try:
+            return item()
+        except Exception as exc:
+            self.deferred_errors += 1
+            log.warning("a deferred prediction row was not made: %s: %s", type(exc).__name__, str(exc)[:300])
+            return None
 
     def _run(self) -> None:
         import logging
@@ -156,7 +176,9 @@ class BackgroundWriter:
                     if item is None:
                         done = True
                         break
-                    batch.append(item)
+                    made = self._made(item, log)
+                    if made is not None:
+                        batch.append(made)
                     if len(batch) >= self._max_batch:
                         break
                     item = self._queue.get_nowait()

@@ -399,10 +399,22 @@ def test_a_shadow_scores_beside_the_champion_and_the_check_promotes_it(world, da
         assert set(served["model_version"]) == {before} and set(shadowed["model_version"]) == {shadow.version}
         assert len(served) > 500 and set(served["flight_id"]) == set(shadowed["flight_id"])
         assert not pd.Series(served["score"].to_numpy()).equals(pd.Series(shadowed["score"].to_numpy()))
-    # Serving never answers with the shadow.
+    # Serving never answers with the shadow: it scores it after each answer, in its log writer's
+    # thread, and logs that score as `shadow_online` under the same request id.
+    deadline = time.monotonic() + 30  # the service follows the alias within its poll (2 s here)
+    while httpx.get(f"{world['url']}/health").json().get("shadow_version") != shadow.version:
+        assert time.monotonic() < deadline, httpx.get(f"{world['url']}/health").json()
+        time.sleep(1)
     keys = {"carrier": "UA", "origin": "EWR", "dest": "ORD", "scheduled_departure": "2013-06-30T18:00:00Z"}
     answer = httpx.post(f"{world['url']}/predict", json=keys)
     assert answer.status_code == 200 and answer.json()["model_version"] == before, answer.text
+    eng = prediction_log.engine(get_settings().prediction_log_url)
+    logged: dict[str, str] = {}
+    while len(logged) < 2 and time.monotonic() < deadline + 10:  # the writer flushes every 0.5 s
+        rows = prediction_log.read(eng, request_id=answer.json()["request_id"])
+        logged = dict(zip(rows["source"], rows["model_version"], strict=True))
+        time.sleep(0.5)
+    assert logged == {"online": before, "shadow_online": shadow.version}, logged
 
     decided = dags["promote_shadow"].test()
     s = states(decided)

@@ -145,3 +145,48 @@ def test_two_services_in_one_process_count_apart(client, tmp_path, monkeypatch):
     assert not any(
         name == "mlops_serving_requests_total" and ("route", "/predict") in labels for name, labels in theirs
     )
+
+
+class _Constant:
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def predict_proba(self, frame: Any) -> Any:
+        import numpy as np
+
+        if self.p < 0:
+            raise ValueError("this shadow cannot score")
+        return np.array([[1 - self.p, self.p]])
+
+
+def test_the_shadow_is_scored_after_the_answer_and_never_answers(tmp_path):
+    """/predict with a shadow loaded: the answer is the champion's; the shadow's score of the same
+    inputs is made by the log writer's thread and logged as `shadow_online` under the same
+    request id. A shadow that fails is counted and logged; the champion's row is written."""
+    from include.serving import prediction_log
+
+    settings = get_settings()
+    eng = prediction_log.engine(f"sqlite:///{tmp_path / 'log.db'}")
+    writer = prediction_log.BackgroundWriter(eng, flush_every=0.05)
+    resources = ServingResources(
+        store=_Store(fail=False), service=None, views={}, ttls={}, writer=writer, engine=eng
+    )
+    champion = LoadedModel("7", _Constant(0.7), ["dep_hour"], None, "2026-11-23T12:00:00+00:00")
+    shadow = LoadedModel("8", _Constant(0.2), ["dep_hour"], None, "2026-11-30T12:00:00+00:00")
+    broken = LoadedModel("9", _Constant(-1.0), ["dep_hour"], None, "2026-11-30T12:00:00+00:00")
+    row = {"flight_id": 5, **FLIGHT, "tailnum": "N1"}
+
+    answer = predict_one(settings, champion, resources, row, shadow)
+    assert (answer["model_version"], answer["score"]) == ("7", pytest.approx(0.7))
+    failed = predict_one(settings, champion, resources, row, broken)
+    assert failed["score"] == pytest.approx(0.7)  # a failing shadow changes nothing for the caller
+    writer.close()
+    log = prediction_log.read(eng).sort_values(["request_id", "source"])
+    mine = log[log["request_id"] == answer["request_id"]]
+    assert dict(zip(mine["source"], mine["model_version"], strict=True)) == {
+        "online": "7",
+        "shadow_online": "8",
+    }
+    assert mine.set_index("source")["score"].to_dict() == pytest.approx({"online": 0.7, "shadow_online": 0.2})
+    assert log[log["request_id"] == failed["request_id"]]["source"].tolist() == ["online"]
+    assert writer.deferred_errors == 1 and writer.errors == 0

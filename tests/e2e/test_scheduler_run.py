@@ -618,6 +618,29 @@ def _mlflow_alias(env: dict, alias: str) -> str | None:
     return str(body["model_version"]["version"])
 
 
+def _mlflow_get(env: dict, path: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 200, body
+    return dict(body)
+
+
+def _version_run(env: dict, version: str) -> str:
+    """The MLflow run a registered version was logged by."""
+    body = _mlflow_get(env, f"/api/2.0/mlflow/model-versions/get?name=flight_delay&version={version}")
+    return str(body["model_version"]["run_id"])
+
+
+def _run_tags(env: dict, run_id: str) -> dict[str, str]:
+    body = _mlflow_get(env, f"/api/2.0/mlflow/runs/get?run_id={run_id}")
+    return {t["key"]: t["value"] for t in body["run"]["data"].get("tags", [])}
+
+
 def _run(client: AirflowAPI, dag_id: str, run_id: str, conf: dict, timeout: float = 900) -> str:
     """Trigger a run of `dag_id` and wait for it to finish; its state."""
     client.post(f"/api/v2/dags/{dag_id}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf})
@@ -644,7 +667,15 @@ def test_a_shadow_scores_beside_the_champion_and_the_scheduler_promotes_it(stand
 
     client = api(env)
     champion = _mlflow_champion(env)
-    conf = {"promotion": "shadow", "reason": "e2e: shadow", "window_days": DAYS, "require_approval": False}
+    # The champion's own window, so the shadow is the same fit even if a day boundary has passed.
+    window_end = _run_tags(env, _version_run(env, champion))["window_end"][:10]
+    conf = {
+        "promotion": "shadow",
+        "reason": "e2e: shadow",
+        "window_days": DAYS,
+        "window_end": window_end,
+        "require_approval": False,
+    }
     assert _run(client, "train_model", "shadow__train", conf) == "success"
     assert _task(client, "train_model", "shadow__train", "start_shadow")["state"] == "success"
     assert _task(client, "train_model", "shadow__train", "deploy_champion")["state"] == "skipped"

@@ -26,7 +26,7 @@ from include.monitoring import health
 from include.monitoring.contracts import CheckRecord
 from include.monitoring.policy import STORAGE, MonitoringPolicy
 from include.monitoring.statistics import CheckResult
-from include.monitoring.tables import METADATA, METRICS_TABLE, _connected, record
+from include.monitoring.tables import METADATA, METRICS_TABLE, connected, record
 from include.monitoring.task_runs import run_times
 
 log = logging.getLogger("airflow.task")
@@ -67,13 +67,13 @@ def scrape(settings: Settings, timeout: float = 10.0) -> tuple[health.ServiceSna
 
 def _previous_scrape(settings: Settings) -> health.ServiceSnapshot | None:
     t = SCRAPES_TABLE
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         row = conn.execute(sa.select(t.c.snapshot).order_by(t.c.id.desc()).limit(1)).first()
     return None if row is None else health.ServiceSnapshot.from_dict(json.loads(row[0]))
 
 
 def _keep_scrape(settings: Settings, snapshot: health.ServiceSnapshot, now: datetime) -> None:
-    with _connected(settings) as eng, eng.begin() as conn:
+    with connected(settings) as eng, eng.begin() as conn:
         conn.execute(
             sa.insert(SCRAPES_TABLE), [{"taken_at": now, "snapshot": json.dumps(snapshot.as_dict())}]
         )
@@ -133,7 +133,7 @@ def _earlier_totals(settings: Settings, day: date, nights: int = 14) -> list[flo
         .order_by(m.c.day.desc())
         .limit(nights)
     )
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         rows = conn.execute(query).all()
     return [float(v) for _, v in reversed(rows) if v is not None]
 

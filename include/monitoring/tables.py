@@ -83,7 +83,7 @@ ALERTS_TABLE = sa.Table(
 )
 
 
-def _connected(settings: Settings) -> AbstractContextManager[sa.Engine]:
+def connected(settings: Settings) -> AbstractContextManager[sa.Engine]:
     """The monitoring database for one block of work (tables created when missing)."""
     return sql.connected(settings.monitoring_url, METADATA)
 
@@ -144,7 +144,7 @@ def record(
         & METRICS_TABLE.c.check.in_(names)
     )
     checks, metrics = _rows(settings, version, day, results, run_id)
-    with _connected(settings) as eng, eng.begin() as conn:
+    with connected(settings) as eng, eng.begin() as conn:
         conn.execute(sa.delete(CHECKS_TABLE).where(key))
         conn.execute(sa.delete(METRICS_TABLE).where(mkey))
         conn.execute(sa.insert(CHECKS_TABLE), checks)
@@ -157,7 +157,7 @@ def checks_history(settings: Settings, version: str | None = None) -> pd.DataFra
     query = sa.select(CHECKS_TABLE).where(CHECKS_TABLE.c.model_name == settings.model_name)
     if version is not None:
         query = query.where(CHECKS_TABLE.c.model_version == str(version))
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         frame = pd.read_sql(query.order_by(CHECKS_TABLE.c.day, CHECKS_TABLE.c.check), conn)
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
     return frame
@@ -167,7 +167,7 @@ def metrics_history(settings: Settings, version: str) -> pd.DataFrame:
     query = sa.select(METRICS_TABLE).where(
         METRICS_TABLE.c.model_name == settings.model_name, METRICS_TABLE.c.model_version == str(version)
     )
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         frame = pd.read_sql(query.order_by(METRICS_TABLE.c.day), conn)
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
     return frame
@@ -177,7 +177,7 @@ def metrics_history(settings: Settings, version: str) -> pd.DataFrame:
 
 
 def last_request(settings: Settings) -> RetrainRequestRecord | None:
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         row = conn.execute(
             sa.select(REQUESTS_TABLE)
             .where(REQUESTS_TABLE.c.model_name == settings.model_name)
@@ -195,7 +195,7 @@ def record_request(
 ) -> int:
     """Store a retraining request; returns its id. A retry of the same monitor_model run (killed
     after storing it, before its asset event) gets the id it stored, not a second request."""
-    with _connected(settings) as eng, eng.begin() as conn:
+    with connected(settings) as eng, eng.begin() as conn:
         if run_id is not None:
             stored = conn.execute(
                 sa.select(REQUESTS_TABLE.c.id).where(
@@ -228,7 +228,7 @@ def record_request(
 def pending_requests(settings: Settings) -> list[RetrainRequest]:
     """The retraining requests no finished train_model run has answered yet (read only: a run
     that reads them and then fails leaves them pending for the next one)."""
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         pending = conn.execute(
             sa.select(REQUESTS_TABLE)
             .where(REQUESTS_TABLE.c.model_name == settings.model_name, REQUESTS_TABLE.c.status == PENDING)
@@ -252,7 +252,7 @@ def mark_answered(settings: Settings, request_ids: list[int], train_run_id: str)
     another run already answered stay as they are. Returns how many were marked (a retry: 0)."""
     if not request_ids:
         return 0
-    with _connected(settings) as eng, eng.begin() as conn:
+    with connected(settings) as eng, eng.begin() as conn:
         done = conn.execute(
             sa.update(REQUESTS_TABLE)
             .where(REQUESTS_TABLE.c.id.in_(request_ids), REQUESTS_TABLE.c.status == PENDING)
@@ -262,7 +262,7 @@ def mark_answered(settings: Settings, request_ids: list[int], train_run_id: str)
 
 
 def requests(settings: Settings) -> pd.DataFrame:
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         return pd.read_sql(sa.select(REQUESTS_TABLE).order_by(REQUESTS_TABLE.c.id), conn)
 
 
@@ -271,7 +271,7 @@ def requests(settings: Settings) -> pd.DataFrame:
 
 def record_alert(settings: Settings, subject: str, text: str, channels: list[str]) -> None:
     """Keep an alert the project raised (its text as sent: credentials already removed)."""
-    with _connected(settings) as eng, eng.begin() as conn:
+    with connected(settings) as eng, eng.begin() as conn:
         conn.execute(
             sa.insert(ALERTS_TABLE).values(
                 sent_at=datetime.now(UTC), subject=subject[:500], text=text, channels=json.dumps(channels)
@@ -281,5 +281,5 @@ def record_alert(settings: Settings, subject: str, text: str, channels: list[str
 
 def alerts(settings: Settings, limit: int = 50) -> pd.DataFrame:
     """The latest alerts raised, newest first."""
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         return pd.read_sql(sa.select(ALERTS_TABLE).order_by(ALERTS_TABLE.c.id.desc()).limit(limit), conn)

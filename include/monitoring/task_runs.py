@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from include.core.settings import Settings
-from include.monitoring.tables import METADATA, _connected
+from include.monitoring.tables import METADATA, connected
 
 TASK_RUNS_TABLE = sa.Table(
     "task_runs",
@@ -54,7 +54,7 @@ def record_task_run(
         "started_at": _utc(started_at),
         "ended_at": _utc(ended_at),
     }
-    with _connected(settings) as eng, eng.begin() as conn:
+    with connected(settings) as eng, eng.begin() as conn:
         conn.execute(sa.insert(TASK_RUNS_TABLE), [row])
 
 
@@ -68,7 +68,7 @@ def run_times(
         .where(t.c.ended_at > since - timedelta(days=1))
         .group_by(t.c.dag_id, t.c.run_id)
     )
-    with _connected(settings) as eng, eng.connect() as conn:
+    with connected(settings) as eng, eng.connect() as conn:
         rows = conn.execute(query).all()
     out: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
     for dag_id, _, first, last in rows:

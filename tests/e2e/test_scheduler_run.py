@@ -179,29 +179,32 @@ def _get(env: dict, path: str, token: str | None = None, method: str = "GET") ->
         conn.close()
 
 
-def _mlflow_champion(env: dict) -> str:
-    """The champion's version as MLflow's own REST API reports it."""
+def _mlflow_request(env: dict, path: str) -> tuple[int, dict]:
+    """One GET of MLflow's own REST API: (status, JSON body)."""
     conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
     try:
-        conn.request("GET", "/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias=champion")
+        conn.request("GET", path)
         resp = conn.getresponse()
-        body = json.loads(resp.read())
+        return resp.status, dict(json.loads(resp.read()))
     finally:
         conn.close()
-    assert resp.status == 200, body
+
+
+def _mlflow_get(env: dict, path: str) -> dict:
+    status, body = _mlflow_request(env, path)
+    assert status == 200, body
+    return body
+
+
+def _mlflow_champion(env: dict) -> str:
+    """The champion's version as MLflow's own REST API reports it."""
+    body = _mlflow_get(env, "/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias=champion")
     return str(body["model_version"]["version"])
 
 
 def _version_tags(env: dict, version: str) -> dict[str, str]:
     """A registered version's tags as MLflow's REST API reports them."""
-    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
-    try:
-        conn.request("GET", f"/api/2.0/mlflow/model-versions/get?name=flight_delay&version={version}")
-        resp = conn.getresponse()
-        body = json.loads(resp.read())
-    finally:
-        conn.close()
-    assert resp.status == 200, body
+    body = _mlflow_get(env, f"/api/2.0/mlflow/model-versions/get?name=flight_delay&version={version}")
     return {t["key"]: t["value"] for t in body["model_version"].get("tags", [])}
 
 
@@ -605,29 +608,13 @@ def test_a_person_deploys_or_rejects_through_the_rest_api_and_silence_rejects(st
 
 def _mlflow_alias(env: dict, alias: str) -> str | None:
     """The version an alias points at, as MLflow's REST API reports it (None: no such alias)."""
-    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
-    try:
-        conn.request("GET", f"/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias={alias}")
-        resp = conn.getresponse()
-        body = json.loads(resp.read())
-    finally:
-        conn.close()
-    if resp.status in (400, 404) and "not found" in str(body.get("message", "")):
+    status, body = _mlflow_request(
+        env, f"/api/2.0/mlflow/registered-models/alias?name=flight_delay&alias={alias}"
+    )
+    if status in (400, 404) and "not found" in str(body.get("message", "")):
         return None  # MLflow answers a missing alias with 400 INVALID_PARAMETER_VALUE
-    assert resp.status == 200, body
+    assert status == 200, body
     return str(body["model_version"]["version"])
-
-
-def _mlflow_get(env: dict, path: str) -> dict:
-    conn = http.client.HTTPConnection("127.0.0.1", int(env["MLOPS_MLFLOW_PORT"]), timeout=30)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = json.loads(resp.read())
-    finally:
-        conn.close()
-    assert resp.status == 200, body
-    return dict(body)
 
 
 def _version_run(env: dict, version: str) -> str:
